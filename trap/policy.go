@@ -1,0 +1,295 @@
+// Package trap holds the policy (which system calls to trap and how to
+// answer them), its compiler to a seccomp BPF program, the loader and the
+// Runtime handle of an installed policy.
+package trap
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/trapemu/trapemu/arch"
+)
+
+// RuleKind says who decides a rule's calls.
+type RuleKind int
+
+// Rule kinds.
+const (
+	// RuleTrap rules raise SIGSYS; the handler answers with the rule's Action.
+	RuleTrap RuleKind = iota + 1
+	// RuleDeny rules are failed by the kernel (SECCOMP_RET_ERRNO).
+	RuleDeny
+	// RuleKill rules kill the process (SECCOMP_RET_KILL_PROCESS).
+	RuleKill
+)
+
+// Rule is one line of a policy.
+type Rule struct {
+	Kind    RuleKind
+	Syscall string
+	Conds   []Cond
+	// Action answers RuleTrap calls.
+	Action Action
+	// Errno is RuleDeny's errno.
+	Errno int
+}
+
+// String writes the rule the way it is written in Go.
+func (r Rule) String() string {
+	var b strings.Builder
+	switch r.Kind {
+	case RuleTrap:
+		fmt.Fprintf(&b, "Trap(%q, %v", r.Syscall, specOf(r.Action))
+	case RuleDeny:
+		fmt.Fprintf(&b, "Deny(%q, %d", r.Syscall, r.Errno)
+	case RuleKill:
+		fmt.Fprintf(&b, "Kill(%q", r.Syscall)
+	}
+	for _, c := range r.Conds {
+		fmt.Fprintf(&b, ", %v", c)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func specOf(a Action) ActionSpec {
+	if a == nil {
+		return ActionSpec{}
+	}
+	return a.Spec()
+}
+
+// Policy is an ordered set of rules. Build it with NewPolicy and the Trap,
+// Deny and Kill methods; mistakes are reported, all at once, by Compile and
+// Install, which refuse the whole policy.
+//
+// Evaluation of one call: Deny and Kill rules are decided first, in the
+// order written (the kernel enforces them, and the runtime's own passthrough
+// cannot bypass them); then, if the call comes from the runtime's
+// passthrough instruction it is allowed; then Trap rules, in the order
+// written, the first whose conditions hold wins; otherwise the call is
+// allowed.
+type Policy struct {
+	arch        *arch.Info
+	rules       []Rule
+	foreign     KernelAction
+	allowUnsafe map[string]bool
+}
+
+// NewPolicy returns an empty policy for the architecture this program runs on.
+func NewPolicy() *Policy { return NewPolicyFor(arch.Native()) }
+
+// NewPolicyFor returns an empty policy for architecture a (to compile and
+// inspect filters for another architecture).
+func NewPolicyFor(a *arch.Info) *Policy {
+	return &Policy{arch: a, foreign: KillProcess, allowUnsafe: map[string]bool{}}
+}
+
+// Arch returns the policy's architecture.
+func (p *Policy) Arch() *arch.Info { return p.arch }
+
+// Rules returns a copy of the rules in the order they were added.
+func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.rules...) }
+
+// Trap makes calls to syscall name (those for which every cond holds) raise
+// SIGSYS, answered by a.
+func (p *Policy) Trap(name string, a Action, conds ...Cond) *Policy {
+	p.rules = append(p.rules, Rule{Kind: RuleTrap, Syscall: name, Action: a, Conds: conds})
+	return p
+}
+
+// Deny makes the kernel fail calls to syscall name with errno (1..4095),
+// without a signal.
+func (p *Policy) Deny(name string, errno int, conds ...Cond) *Policy {
+	p.rules = append(p.rules, Rule{Kind: RuleDeny, Syscall: name, Errno: errno, Conds: conds})
+	return p
+}
+
+// Kill makes the kernel kill the process when syscall name is called.
+func (p *Policy) Kill(name string, conds ...Cond) *Policy {
+	p.rules = append(p.rules, Rule{Kind: RuleKill, Syscall: name, Conds: conds})
+	return p
+}
+
+// OnForeignArch sets what the kernel does with calls made through another
+// ABI than the policy's (int 0x80 from an x86_64 process, x32 numbers).
+// The default is KillProcess: such calls would otherwise skip every rule.
+func (p *Policy) OnForeignArch(k KernelAction) *Policy {
+	p.foreign = k
+	return p
+}
+
+// AllowUnsafe lifts the guard on trapping the named syscalls (see
+// UnsafeSyscalls). The caller takes the risk the guard names.
+func (p *Policy) AllowUnsafe(names ...string) *Policy {
+	for _, n := range names {
+		p.allowUnsafe[n] = true
+	}
+	return p
+}
+
+// UnsafeSyscalls lists the syscalls that cannot be trapped safely, with
+// the reason for each. Deny and Kill rules on them are allowed: the kernel
+// answers those without a signal.
+func UnsafeSyscalls() map[string]string {
+	out := make(map[string]string, len(unsafeSyscalls))
+	for k, v := range unsafeSyscalls {
+		out[k] = v
+	}
+	return out
+}
+
+const (
+	reasonBlocked = "made while SIGSYS is blocked (thread creation in glibc's pthread_create and cgo, new-thread setup); the kernel kills the process for a trap it cannot deliver"
+)
+
+var unsafeSyscalls = map[string]string{
+	"rt_sigreturn":    "the SIGSYS handler returns through it: a trap there can never be answered",
+	"rt_sigprocmask":  reasonBlocked + "; also, a mask changed inside the handler is undone by sigreturn",
+	"sigaltstack":     reasonBlocked + "; also, the handler runs on the signal stack it would change",
+	"set_robust_list": reasonBlocked,
+	"rseq":            reasonBlocked,
+	"mprotect":        reasonBlocked + " (stack guard pages)",
+	"mmap":            reasonBlocked + " (thread stacks)",
+	"munmap":          reasonBlocked + " (thread stacks)",
+	"madvise":         reasonBlocked + " (glibc frees an exiting thread's stack)",
+	"clone":           reasonBlocked + "; a thread created from inside the handler would start on the handler's frame",
+	"clone3":          reasonBlocked + "; a thread created from inside the handler would start on the handler's frame",
+	"vfork":           "the child would share and overwrite the parent's signal frame",
+	"exit":            reasonBlocked + " (glibc ends threads with every signal blocked)",
+}
+
+// resolved is a validated rule with its syscall number.
+type resolved struct {
+	Rule
+	index int // position in the policy, from 1
+	nr    int
+	spec  ActionSpec
+}
+
+func (p *Policy) ruleError(i int, err error) error {
+	return &RuleError{Rule: i + 1, Desc: p.rules[i].String(), Err: err}
+}
+
+// resolve validates every rule; it returns all problems found.
+func (p *Policy) resolve() ([]resolved, error) {
+	if p.arch == nil {
+		return nil, fmt.Errorf("%w: policy has no architecture", ErrUnsupportedArch)
+	}
+	var errs []error
+	if p.foreign.ret == retErrno {
+		errs = append(errs, fmt.Errorf("%w: OnForeignArch errno must be in 1..%d", ErrBadErrno, maxErrno))
+	}
+	out := make([]resolved, 0, len(p.rules))
+	for i, r := range p.rules {
+		nr, ok := p.arch.SyscallNumber(r.Syscall)
+		if !ok {
+			errs = append(errs, p.ruleError(i, fmt.Errorf("%w %q on %s", ErrUnknownSyscall, r.Syscall, p.arch.Name)))
+			continue
+		}
+		bad := false
+		for _, c := range r.Conds {
+			if err := c.validate(); err != nil {
+				errs = append(errs, p.ruleError(i, err))
+				bad = true
+			}
+		}
+		res := resolved{Rule: r, index: i + 1, nr: nr}
+		switch r.Kind {
+		case RuleTrap:
+			if r.Action == nil {
+				errs = append(errs, p.ruleError(i, fmt.Errorf("%w: no action", ErrBadAction)))
+				continue
+			}
+			res.spec = r.Action.Spec()
+			if err := res.spec.validate(); err != nil {
+				errs = append(errs, p.ruleError(i, err))
+				bad = true
+			}
+			if why, unsafe := unsafeSyscalls[r.Syscall]; unsafe && !p.allowUnsafe[r.Syscall] {
+				errs = append(errs, p.ruleError(i, fmt.Errorf("%w: %s (Policy.AllowUnsafe overrides)", ErrUnsafeSyscall, why)))
+				bad = true
+			}
+		case RuleDeny:
+			if r.Errno < 1 || r.Errno > maxErrno {
+				errs = append(errs, p.ruleError(i, fmt.Errorf("%w: errno %d is outside 1..%d", ErrBadErrno, r.Errno, maxErrno)))
+				bad = true
+			}
+		case RuleKill:
+		default:
+			errs = append(errs, p.ruleError(i, fmt.Errorf("%w: unknown rule kind %d", ErrBadAction, r.Kind)))
+			bad = true
+		}
+		if !bad {
+			out = append(out, res)
+		}
+	}
+	errs = append(errs, p.checkOverlaps(out)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// condKey is a canonical form of a rule's conditions, for finding duplicates.
+func condKey(conds []Cond) string {
+	keys := make([]string, len(conds))
+	for i, c := range conds {
+		keys[i] = c.String()
+	}
+	sort.Strings(keys)
+	keys = dedupSorted(keys)
+	return strings.Join(keys, "&")
+}
+
+func dedupSorted(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// class groups rule kinds by the stage that decides them.
+func class(k RuleKind) int {
+	if k == RuleTrap {
+		return 1
+	}
+	return 0
+}
+
+// checkOverlaps finds rules that repeat or contradict another rule, or can
+// never be reached.
+func (p *Policy) checkOverlaps(rules []resolved) []error {
+	var errs []error
+	type seen struct {
+		r   resolved
+		key string
+	}
+	bySyscall := map[int][]seen{}
+	for _, r := range rules {
+		key := condKey(r.Conds)
+		for _, prev := range bySyscall[r.nr] {
+			same := prev.r.Kind == r.Kind && prev.r.Errno == r.Errno && prev.r.spec == r.spec
+			switch {
+			case prev.key == key && same:
+				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: repeats rule %d", ErrDuplicateRule, prev.r.index)))
+			case prev.key == key:
+				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: same syscall and conditions as rule %d %s, with another action", ErrConflictingRule, prev.r.index, prev.r.Rule)))
+			case prev.key == "" && class(prev.r.Kind) <= class(r.Kind):
+				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: never reached, rule %d %s takes every %s call first", ErrConflictingRule, prev.r.index, prev.r.Rule, r.Syscall)))
+			case key == "" && class(r.Kind) < class(prev.r.Kind):
+				errs = append(errs, p.ruleError(prev.r.index-1, fmt.Errorf("%w: never reached, rule %d %s (decided by the kernel first) takes every %s call", ErrConflictingRule, r.index, r.Rule, r.Syscall)))
+			default:
+				continue
+			}
+			break
+		}
+		bySyscall[r.nr] = append(bySyscall[r.nr], seen{r, key})
+	}
+	return errs
+}
