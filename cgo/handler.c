@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
+#include <sys/sysinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -125,6 +127,13 @@ int te_install_handler(void) {
 	sigset_t unblock;
 	if (te_active)
 		return 0;
+	/* glibc computes its arena limit (reading /sys/devices/system/cpu/online
+	 * with openat, read and close) the first time the ninth malloc arena is
+	 * made, which happens in the first free() of a new cgo thread, while
+	 * that thread still blocks every signal: a trapped openat, read or close
+	 * would then kill the process. Fix the limit now to the very value glibc
+	 * would compute (8 arenas per CPU on 64-bit), so it never looks again. */
+	mallopt(M_ARENA_MAX, 8 * get_nprocs());
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = te_handler;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;

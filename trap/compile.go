@@ -383,49 +383,61 @@ func (d SeccompData) Bytes() []byte {
 // compiled program gives for d. It is the reference the compiler is tested
 // against, and a way to ask what a policy does with a call.
 func (p *Policy) Evaluate(d SeccompData, opts CompileOptions) (uint32, error) {
+	eval, err := p.evaluator(opts)
+	if err != nil {
+		return 0, err
+	}
+	return eval(d), nil
+}
+
+// evaluator validates the policy once and returns its reference evaluation.
+func (p *Policy) evaluator(opts CompileOptions) (func(SeccompData) uint32, error) {
 	if opts.FirstTag == 0 {
 		opts.FirstTag = 1
 	}
 	rules, err := p.resolve()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	tags, _ := assignTags(rules, opts.FirstTag)
-	c := compiler{p: p, rules: rules, tags: tags, opts: opts}
-	if d.Arch != p.arch.AuditArch {
-		return p.foreign.ret, nil
-	}
-	nr := uint32(d.Nr)
-	if x32 := p.arch.X32Bit; x32 != 0 && nr >= x32 {
-		if nr >= 0x80000000 {
-			return retAllow, nil
-		}
-		return p.foreign.ret, nil
-	}
-	var mine []resolved
+	c := &compiler{p: p, rules: rules, tags: tags, opts: opts}
+	bySyscall := map[uint32][]resolved{}
 	for _, r := range rules {
-		if uint32(r.nr) == nr {
-			mine = append(mine, r)
-		}
+		bySyscall[uint32(r.nr)] = append(bySyscall[uint32(r.nr)], r)
 	}
-	escaped := false
-	for _, r := range c.ordered(mine) {
-		if r.Kind == RuleTrap && !escaped {
-			escaped = true
-			if d.IP == opts.EscapeIP {
-				return retAllow, nil
+	for nr, rs := range bySyscall {
+		bySyscall[nr] = c.ordered(rs)
+	}
+	return func(d SeccompData) uint32 {
+		if d.Arch != p.arch.AuditArch {
+			return p.foreign.ret
+		}
+		nr := uint32(d.Nr)
+		if x32 := p.arch.X32Bit; x32 != 0 && nr >= x32 {
+			if nr >= 0x80000000 {
+				return retAllow
+			}
+			return p.foreign.ret
+		}
+		escaped := false
+		for _, r := range bySyscall[nr] {
+			if r.Kind == RuleTrap && !escaped {
+				escaped = true
+				if d.IP == opts.EscapeIP {
+					return retAllow
+				}
+			}
+			all := true
+			for _, cd := range r.Conds {
+				if !cd.holds(d.Args[cd.Arg]) {
+					all = false
+					break
+				}
+			}
+			if all {
+				return c.verdict(r)
 			}
 		}
-		all := true
-		for _, cd := range r.Conds {
-			if !cd.holds(d.Args[cd.Arg]) {
-				all = false
-				break
-			}
-		}
-		if all {
-			return c.verdict(r), nil
-		}
-	}
-	return retAllow, nil
+		return retAllow
+	}, nil
 }

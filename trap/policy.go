@@ -159,6 +159,7 @@ var unsafeSyscalls = map[string]string{
 	"clone3":          reasonBlocked + "; a thread created from inside the handler would start on the handler's frame",
 	"vfork":           "the child would share and overwrite the parent's signal frame",
 	"exit":            reasonBlocked + " (glibc ends threads with every signal blocked)",
+	"futex":           "Go's runtime calls it with every signal blocked: in its own signal handler (waking the signal-receiving goroutine) and when a thread exits",
 }
 
 // resolved is a validated rule with its syscall number.
@@ -265,31 +266,48 @@ func class(k RuleKind) int {
 // checkOverlaps finds rules that repeat or contradict another rule, or can
 // never be reached.
 func (p *Policy) checkOverlaps(rules []resolved) []error {
-	var errs []error
-	type seen struct {
-		r   resolved
-		key string
+	type syscallRules struct {
+		byKey     map[string]resolved
+		uncond    [2]*resolved // first unconditional rule per class
+		firstTrap *resolved
 	}
-	bySyscall := map[int][]seen{}
-	for _, r := range rules {
-		key := condKey(r.Conds)
-		for _, prev := range bySyscall[r.nr] {
-			same := prev.r.Kind == r.Kind && prev.r.Errno == r.Errno && prev.r.spec == r.spec
-			switch {
-			case prev.key == key && same:
-				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: repeats rule %d", ErrDuplicateRule, prev.r.index)))
-			case prev.key == key:
-				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: same syscall and conditions as rule %d %s, with another action", ErrConflictingRule, prev.r.index, prev.r.Rule)))
-			case prev.key == "" && class(prev.r.Kind) <= class(r.Kind):
-				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: never reached, rule %d %s takes every %s call first", ErrConflictingRule, prev.r.index, prev.r.Rule, r.Syscall)))
-			case key == "" && class(r.Kind) < class(prev.r.Kind):
-				errs = append(errs, p.ruleError(prev.r.index-1, fmt.Errorf("%w: never reached, rule %d %s (decided by the kernel first) takes every %s call", ErrConflictingRule, r.index, r.Rule, r.Syscall)))
-			default:
-				continue
-			}
-			break
+	var errs []error
+	bySyscall := map[int]*syscallRules{}
+	for i := range rules {
+		r := &rules[i]
+		s := bySyscall[r.nr]
+		if s == nil {
+			s = &syscallRules{byKey: map[string]resolved{}}
+			bySyscall[r.nr] = s
 		}
-		bySyscall[r.nr] = append(bySyscall[r.nr], seen{r, key})
+		key := condKey(r.Conds)
+		if prev, ok := s.byKey[key]; ok {
+			if prev.Kind == r.Kind && prev.Errno == r.Errno && prev.spec == r.spec {
+				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: repeats rule %d", ErrDuplicateRule, prev.index)))
+			} else {
+				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: same syscall and conditions as rule %d %s, with another action", ErrConflictingRule, prev.index, prev.Rule)))
+			}
+			continue
+		}
+		s.byKey[key] = *r
+		cl := class(r.Kind)
+		if u := s.uncond[0]; u != nil || (cl == 1 && s.uncond[1] != nil) {
+			if u == nil {
+				u = s.uncond[1]
+			}
+			errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: never reached, rule %d %s takes every %s call first", ErrConflictingRule, u.index, u.Rule, r.Syscall)))
+			continue
+		}
+		if key == "" {
+			s.uncond[cl] = r
+			if cl == 0 && s.firstTrap != nil {
+				t := s.firstTrap
+				errs = append(errs, p.ruleError(t.index-1, fmt.Errorf("%w: never reached, rule %d %s (decided by the kernel first) takes every %s call", ErrConflictingRule, r.index, r.Rule, r.Syscall)))
+			}
+		}
+		if cl == 1 && s.firstTrap == nil {
+			s.firstTrap = r
+		}
 	}
 	return errs
 }
