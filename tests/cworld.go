@@ -1,0 +1,162 @@
+// Package tests holds trapemu's end-to-end tests. Each scenario that
+// installs a filter runs in its own child process (see internal/childtest).
+// This file is the C side of the tests: calls made from C code, C threads,
+// an i386 int 0x80 call and the floor handler of the benchmarks.
+package tests
+
+/*
+#cgo CFLAGS: -O2 -Wall
+#cgo LDFLAGS: -lpthread
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+static long c_getppid(void) { return getppid(); }
+
+static long c_raw(long nr) { return syscall(nr); }
+
+static int c_chdir_errno(const char *p) {
+	errno = 0;
+	int r = chdir(p);
+	return r == 0 ? 0 : errno;
+}
+
+// Inline syscall with no libc in between, as the benchmarks' loop uses.
+static inline long raw0(long nr) {
+#if defined(__x86_64__)
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr) : "rcx", "r11", "memory");
+	return ret;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0");
+	__asm__ volatile("svc #0" : "=r"(x0) : "r"(x8) : "memory");
+	return x0;
+#endif
+}
+
+// loop makes n getppid calls and counts answers other than want.
+static long c_loop(long nr, long n, long want) {
+	long wrong = 0;
+	for (long i = 0; i < n; i++)
+		if (raw0(nr) != want)
+			wrong++;
+	return wrong;
+}
+
+struct job { long nr, n, want, wrong; };
+
+static void *job_run(void *p) {
+	struct job *j = p;
+	j->wrong = c_loop(j->nr, j->n, j->want);
+	// libc's wrapper too, through errno-setting syscall(3).
+	for (long i = 0; i < j->n / 10; i++)
+		if (syscall(j->nr) != j->want)
+			j->wrong++;
+	return 0;
+}
+
+// c_threads starts nthreads pthreads (created now, after whatever was
+// installed before) that each make n calls; returns the wrong answers, or
+// -1 when a thread could not be created.
+static long c_threads(int nthreads, long nr, long n, long want) {
+	pthread_t t[64];
+	struct job j[64];
+	if (nthreads > 64) nthreads = 64;
+	for (int i = 0; i < nthreads; i++) {
+		j[i].nr = nr; j[i].n = n; j[i].want = want; j[i].wrong = 0;
+		if (pthread_create(&t[i], 0, job_run, &j[i]) != 0) return -1;
+	}
+	long wrong = 0;
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(t[i], 0);
+		wrong += j[i].wrong;
+	}
+	return wrong;
+}
+
+// c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
+static long c_int80(long nr) {
+#if defined(__x86_64__)
+	long ret;
+	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr) : "memory");
+	return ret;
+#else
+	(void)nr;
+	return -38;
+#endif
+}
+
+// The floor: a C-only SIGSYS handler that writes the return register. Every
+// trap pays at least this.
+static void floor_handler(int sig, siginfo_t *si, void *vctx) {
+	ucontext_t *uc = vctx;
+	(void)sig; (void)si;
+#if defined(__x86_64__)
+	uc->uc_mcontext.gregs[REG_RAX] = 4242;
+#elif defined(__aarch64__)
+	uc->uc_mcontext.regs[0] = 4242;
+#endif
+}
+
+static int install_floor_handler(void) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = floor_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	return sigaction(SIGSYS, &sa, 0);
+}
+
+static uintptr_t sigsys_handler(void) {
+	struct sigaction cur;
+	sigaction(SIGSYS, 0, &cur);
+	return (uintptr_t)cur.sa_sigaction;
+}
+*/
+import "C"
+
+import (
+	"unsafe"
+)
+
+// CGetppid calls getppid(2) through libc.
+func CGetppid() int64 { return int64(C.c_getppid()) }
+
+// CRawSyscall calls syscall(3) with no arguments.
+func CRawSyscall(nr int) int64 { return int64(C.c_raw(C.long(nr))) }
+
+// CChdirErrno calls chdir(3) and returns errno (0 on success).
+func CChdirErrno(path string) int {
+	p := C.CString(path)
+	defer C.free(unsafe.Pointer(p))
+	return int(C.c_chdir_errno(p))
+}
+
+// CLoop makes n syscalls nr from a C loop (inline syscall instruction) and
+// returns how many answers differed from want.
+func CLoop(nr int, n int64, want int64) int64 {
+	return int64(C.c_loop(C.long(nr), C.long(n), C.long(want)))
+}
+
+// CThreads runs n calls in each of nthreads new pthreads; it returns the
+// number of wrong answers, or -1 if a thread could not start.
+func CThreads(nthreads int, nr int, n int64, want int64) int64 {
+	return int64(C.c_threads(C.int(nthreads), C.long(nr), C.long(n), C.long(want)))
+}
+
+// CInt80 makes an i386 system call via int 0x80 (amd64 only).
+func CInt80(nr int) int64 { return int64(C.c_int80(C.long(nr))) }
+
+// InstallFloorHandler installs the benchmarks' C-only SIGSYS handler.
+func InstallFloorHandler() bool { return C.install_floor_handler() == 0 }
+
+// SIGSYSHandler returns the address of the current SIGSYS handler.
+func SIGSYSHandler() uintptr { return uintptr(C.sigsys_handler()) }
