@@ -502,7 +502,7 @@ func rawAllowFilterThisThread() error {
 	return loadRaw([]unix.SockFilter{{Code: bpfRetK, K: unix.SECCOMP_RET_ALLOW}}, 0)
 }
 
-func TestGoCallers(t *testing.T)            { childtest.MustRun(t, "go-callers") }
+func TestGoCallers(t *testing.T)           { childtest.MustRun(t, "go-callers") }
 func TestCCallersAndPthreads(t *testing.T) { childtest.MustRun(t, "c-callers") }
 func TestNewGoThreads(t *testing.T)        { childtest.MustRun(t, "new-go-threads") }
 func TestKillSIGSYSIsNotATrap(t *testing.T) {
