@@ -22,6 +22,7 @@ const (
 	KindReturn      = 1
 	KindErrno       = 2
 	KindPassthrough = 3
+	KindCopyOut     = 4
 )
 
 // EscapeIP returns the address just after the passthrough syscall
@@ -84,6 +85,10 @@ type ActionEntry struct {
 	Value int64
 	// Nrs are the syscalls whose hits are counted apart, sorted.
 	Nrs []int
+	// Data and Arg are KindCopyOut's bytes and the argument that holds
+	// the caller's buffer.
+	Data string
+	Arg  int
 }
 
 // Table is the C memory of one policy's actions and counters. It is never
@@ -102,6 +107,11 @@ func NewTable(firstTag int, entries []ActionEntry) *Table {
 		a.kind = C.uint32_t(e.Kind)
 		a.value = C.int64_t(e.Value)
 		a.ncounters = C.uint32_t(len(e.Nrs))
+		if len(e.Data) > 0 {
+			a.data = (*C.char)(C.CBytes([]byte(e.Data)))
+			a.len = C.uint32_t(len(e.Data))
+		}
+		a.arg = C.uint32_t(e.Arg)
 		if len(e.Nrs) > 0 {
 			a.counters = (*C.struct_te_counter)(C.calloc(C.size_t(len(e.Nrs)), C.size_t(unsafe.Sizeof(C.struct_te_counter{}))))
 			cs := unsafe.Slice(a.counters, len(e.Nrs))
@@ -127,6 +137,7 @@ func (t *Table) Withdraw() {
 	for i, a := range t.actions {
 		C.te_publish(C.uint(t.firstTag+i), nil)
 		C.free(unsafe.Pointer(a.counters))
+		C.free(unsafe.Pointer(a.data))
 		C.free(unsafe.Pointer(a))
 	}
 	t.actions = nil

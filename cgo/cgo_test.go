@@ -17,7 +17,7 @@ func TestLayoutMatchesArch(t *testing.T) {
 }
 
 func TestKindsMatchC(t *testing.T) {
-	if got, want := cKinds(), KindReturn*100+KindErrno*10+KindPassthrough; got != want {
+	if got, want := cKinds(), KindReturn*1000+KindErrno*100+KindPassthrough*10+KindCopyOut; got != want {
 		t.Fatalf("C kinds %d, Go kinds %d", got, want)
 	}
 }

@@ -19,7 +19,7 @@ static long te_layout(int what) {
 	if (what == 7) return offsetof(ucontext_t, uc_mcontext.pc);
 	if (what == 8) return offsetof(ucontext_t, uc_mcontext.regs);
 #endif
-	if (what == 9) return TE_KIND_RETURN * 100 + TE_KIND_ERRNO * 10 + TE_KIND_PASSTHROUGH;
+	if (what == 9) return TE_KIND_RETURN * 1000 + TE_KIND_ERRNO * 100 + TE_KIND_PASSTHROUGH * 10 + TE_KIND_COPYOUT;
 	return -1;
 }
 */

@@ -13,6 +13,7 @@ enum {
 	TE_KIND_RETURN = 1,      /* return value */
 	TE_KIND_ERRNO = 2,       /* return -value */
 	TE_KIND_PASSTHROUGH = 3, /* re-issue through te_syscall6 */
+	TE_KIND_COPYOUT = 4,     /* write data to the buffer at argument arg, return value */
 };
 
 /* One hit counter: trapped calls of syscall nr answered by an action. */
@@ -29,6 +30,9 @@ struct te_action {
 	int64_t value;
 	struct te_counter *counters; /* sorted by nr */
 	uint64_t other_hits;         /* syscall not among counters */
+	const char *data;            /* COPYOUT: bytes to write */
+	uint32_t len;                /* COPYOUT: their length */
+	uint32_t arg;                /* COPYOUT: the argument holding the buffer */
 };
 
 /* Process-wide figures of the handler. */

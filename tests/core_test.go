@@ -545,3 +545,43 @@ func TestForeignArchErrno(t *testing.T) {
 	}
 	childtest.MustRun(t, "foreign-arch-errno")
 }
+
+func init() {
+	childtest.Register("uname-copyout", func() error {
+		if _, err := install(trap.NewPolicy().Trap("uname", emulate.Uname(emulate.UTS{Nodename: "box", Release: "2.6.32"}))); err != nil {
+			return err
+		}
+		var u unix.Utsname
+		if err := unix.Uname(&u); err != nil {
+			return err
+		}
+		if got := unix.ByteSliceToString(u.Nodename[:]); got != "box" {
+			return fmt.Errorf("nodename %q", got)
+		}
+		if got := unix.ByteSliceToString(u.Release[:]); got != "2.6.32" {
+			return fmt.Errorf("release %q", got)
+		}
+		if got := unix.ByteSliceToString(u.Sysname[:]); got != "Linux" {
+			return fmt.Errorf("sysname %q (should stay real)", got)
+		}
+		// A bad pointer gets EFAULT, like the kernel, and no crash.
+		for _, addr := range []uintptr{1, 0xffff_ffff_ffff_f000} {
+			_, _, e := syscall.RawSyscall(unix.SYS_UNAME, addr, 0, 0)
+			if e != unix.EFAULT {
+				return fmt.Errorf("uname(%#x) errno %v, want EFAULT", addr, e)
+			}
+		}
+		// A read-only page: the kernel's copy_to_user fails too.
+		ro, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return err
+		}
+		_, _, e := syscall.RawSyscall(unix.SYS_UNAME, uintptr(unsafe.Pointer(&ro[0])), 0, 0)
+		if e != unix.EFAULT {
+			return fmt.Errorf("uname(read-only page) errno %v, want EFAULT", e)
+		}
+		return nil
+	})
+}
+
+func TestUnameCopyOut(t *testing.T) { childtest.MustRun(t, "uname-copyout") }

@@ -17,17 +17,35 @@ const (
 	KindErrno ActionKind = cgo.KindErrno
 	// KindPassthrough re-issues the call for real and returns its result.
 	KindPassthrough ActionKind = cgo.KindPassthrough
+	// KindCopyOut writes Spec.Data to the caller's buffer at argument
+	// Spec.Arg (EFAULT if that address is bad, like the kernel) and
+	// returns Spec.Value.
+	KindCopyOut ActionKind = cgo.KindCopyOut
 )
+
+// maxCopyOut bounds the data a CopyOut action carries.
+const maxCopyOut = 1 << 20
 
 // ActionSpec is what the handler is told about an action. Two rules whose
 // actions have equal specs share one tag.
 type ActionSpec struct {
 	Kind  ActionKind
 	Value int64
+	// Arg and Data are KindCopyOut's argument index and bytes.
+	Arg  int
+	Data string
+	// Name, when set, is how String shows the action (e.g. `Uname(...)`).
+	Name string
+	// Problem, when set, says why the action was built wrong; Install
+	// refuses the policy with it.
+	Problem string
 }
 
 // String names the action the way it is written in Go ("Return(4242)").
 func (s ActionSpec) String() string {
+	if s.Name != "" {
+		return s.Name
+	}
 	switch s.Kind {
 	case KindReturn:
 		return fmt.Sprintf("Return(%d)", s.Value)
@@ -35,6 +53,8 @@ func (s ActionSpec) String() string {
 		return fmt.Sprintf("Errno(%d)", s.Value)
 	case KindPassthrough:
 		return "Passthrough()"
+	case KindCopyOut:
+		return fmt.Sprintf("CopyOut(arg %d, %d bytes, return %d)", s.Arg, len(s.Data), s.Value)
 	}
 	return fmt.Sprintf("Action(kind=%d, value=%d)", s.Kind, s.Value)
 }
@@ -46,8 +66,19 @@ type Action interface {
 
 // validate reports why a spec can't be installed, or nil.
 func (s ActionSpec) validate() error {
+	if s.Problem != "" {
+		return fmt.Errorf("%w: %s", ErrBadAction, s.Problem)
+	}
 	switch s.Kind {
 	case KindReturn, KindPassthrough:
+		return nil
+	case KindCopyOut:
+		if s.Arg < 0 || s.Arg > 5 {
+			return fmt.Errorf("%w: CopyOut argument %d is outside 0..5", ErrBadAction, s.Arg)
+		}
+		if len(s.Data) == 0 || len(s.Data) > maxCopyOut {
+			return fmt.Errorf("%w: CopyOut of %d bytes (1..%d)", ErrBadAction, len(s.Data), maxCopyOut)
+		}
 		return nil
 	case KindErrno:
 		if s.Value < 1 || s.Value > maxErrno {

@@ -476,7 +476,7 @@ func TestSharedTagsAndCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(prog.Actions) != 2 || prog.Actions[0] != (ActionSpec{KindReturn, 1}) || prog.Actions[1] != (ActionSpec{KindReturn, 2}) {
+	if len(prog.Actions) != 2 || prog.Actions[0] != (ActionSpec{Kind: KindReturn, Value: 1}) || prog.Actions[1] != (ActionSpec{Kind: KindReturn, Value: 2}) {
 		t.Fatalf("actions %v", prog.Actions)
 	}
 	if len(prog.Counters) != 3 || prog.Counters[0].Tag != 10 || prog.Counters[2].Tag != 11 {

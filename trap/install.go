@@ -123,7 +123,7 @@ func checkAvailable() error {
 func tableEntries(prog *Program) []cgo.ActionEntry {
 	entries := make([]cgo.ActionEntry, len(prog.Actions))
 	for i, s := range prog.Actions {
-		entries[i] = cgo.ActionEntry{Kind: uint32(s.Kind), Value: s.Value}
+		entries[i] = cgo.ActionEntry{Kind: uint32(s.Kind), Value: s.Value, Data: s.Data, Arg: s.Arg}
 	}
 	for _, c := range prog.Counters { // sorted by tag, then nr
 		e := &entries[c.Tag-prog.FirstTag]

@@ -1,0 +1,110 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/trapemu/trapemu/emulate"
+	"github.com/trapemu/trapemu/internal/childtest"
+	"github.com/trapemu/trapemu/trap"
+)
+
+// The benchmarks time a C loop of inline getppid syscalls in a child
+// process (each variant needs its own filter), and report the loop's time
+// per call as ns/op, plus x-floor: the ratio to the C-only floor handler
+// measured in the same run.
+
+const benchNr = unix.SYS_GETPPID
+
+// benchVariants set up a child for one benchmark and say what getppid answers.
+var benchVariants = map[string]func() (want int64, err error){
+	"native": func() (int64, error) { return int64(os.Getppid()), nil },
+	"floor": func() (int64, error) {
+		// The same filter shape as trapemu's, with a handler that only
+		// writes the return register.
+		p := trap.NewPolicy().Trap("getppid", emulate.Return(fakePPID))
+		if _, err := trap.Install(p); err != nil {
+			return 0, err
+		}
+		if !InstallFloorHandler() {
+			return 0, fmt.Errorf("sigaction failed")
+		}
+		return fakePPID, nil
+	},
+	"Return": func() (int64, error) {
+		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Return(fakePPID)))
+		return fakePPID, err
+	},
+	"Errno": func() (int64, error) {
+		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Errno(unix.EACCES)))
+		return -int64(unix.EACCES), err
+	},
+	"Passthrough": func() (int64, error) {
+		want := int64(os.Getppid())
+		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Passthrough()))
+		return want, err
+	},
+}
+
+func init() {
+	childtest.Register("bench", func() error {
+		setup := benchVariants[os.Getenv("BENCH_VARIANT")]
+		n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
+		want, err := setup()
+		if err != nil {
+			return err
+		}
+		CLoop(benchNr, n/10+1, want) // warm up
+		start := time.Now()
+		wrong := CLoop(benchNr, n, want)
+		elapsed := time.Since(start)
+		if wrong != 0 {
+			return fmt.Errorf("%d wrong answers", wrong)
+		}
+		fmt.Printf("elapsed=%d\n", elapsed.Nanoseconds())
+		return nil
+	})
+}
+
+// benchChild runs n calls in a child set up as variant; it returns ns/call.
+func benchChild(b *testing.B, variant string, n int) float64 {
+	r := childtest.Run(b, "bench", 10*time.Minute, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
+	if !r.OK() {
+		b.Fatalf("bench child %s: %v", variant, r)
+	}
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		if v, ok := strings.CutPrefix(line, "elapsed="); ok {
+			ns, _ := strconv.ParseFloat(v, 64)
+			return ns / float64(n)
+		}
+	}
+	b.Fatalf("no elapsed= in %q", r.Stdout)
+	return 0
+}
+
+// BenchmarkGetppid measures one getppid call answered each way.
+func BenchmarkGetppid(b *testing.B) {
+	for _, v := range []string{"native", "floor", "Return", "Errno", "Passthrough"} {
+		b.Run(v, func(b *testing.B) {
+			n := b.N
+			if n < 1000 {
+				n = 1000 // one child start must buy enough calls
+			}
+			var floor float64
+			if v != "floor" && v != "native" {
+				floor = benchChild(b, "floor", n)
+			}
+			per := benchChild(b, v, n)
+			b.ReportMetric(per, "ns/op")
+			if floor > 0 {
+				b.ReportMetric(per/floor, "x-floor")
+			}
+		})
+	}
+}
