@@ -30,7 +30,7 @@ const fakePPID = 4242
 func corePolicy() *trap.Policy {
 	p := trap.NewPolicy()
 	p.Trap("getppid", emulate.Return(fakePPID))
-	p.Trap("getpgrp", emulate.Passthrough())
+	p.Trap("getpgid", emulate.Passthrough())
 	p.Trap("chdir", emulate.Errno(unix.EROFS))
 	p.Deny("ptrace", int(unix.EPERM))
 	p.Kill("kexec_load")
@@ -68,7 +68,7 @@ func seccompFilters() (mode, filters string) {
 
 func init() {
 	childtest.Register("go-callers", func() error {
-		realPgrp, _, _ := syscall.RawSyscall(unix.SYS_GETPGRP, 0, 0, 0)
+		realPgrp, _, _ := syscall.RawSyscall(unix.SYS_GETPGID, 0, 0, 0)
 		rt, err := install(corePolicy())
 		if err != nil {
 			return err
@@ -91,8 +91,8 @@ func init() {
 			return err
 		}
 		// Passthrough: the real answer.
-		r, _, _ = syscall.RawSyscall(unix.SYS_GETPGRP, 0, 0, 0)
-		if err := expect("getpgrp (passthrough)", int64(r), int64(realPgrp)); err != nil {
+		r, _, _ = syscall.RawSyscall(unix.SYS_GETPGID, 0, 0, 0)
+		if err := expect("getpgid (passthrough)", int64(r), int64(realPgrp)); err != nil {
 			return err
 		}
 		// Errno.
