@@ -23,6 +23,11 @@ const (
 	KindErrno       = 2
 	KindPassthrough = 3
 	KindCopyOut     = 4
+	KindGo          = 5
+	KindRedirect    = 6
+	KindVirtualFile = 7
+	KindReadOnly    = 8
+	KindGroups      = 9
 )
 
 // EscapeIP returns the address just after the passthrough syscall
@@ -66,29 +71,43 @@ type GlobalStats struct {
 	UnknownTag uint64
 	// BadFrame counts traps whose siginfo and ucontext disagree: ENOSYS.
 	BadFrame uint64
+	// ServiceCalls counts trapped calls made by Go service threads (a Go
+	// handler's own syscalls), made for real.
+	ServiceCalls uint64
 }
 
 // ReadGlobalStats reads the handler's counters.
 func ReadGlobalStats() GlobalStats {
 	s := &C.te_stats
 	return GlobalStats{
-		Traps:      uint64(C.te_load(&s.traps)),
-		NotTraps:   uint64(C.te_load(&s.not_traps)),
-		UnknownTag: uint64(C.te_load(&s.unknown_tag)),
-		BadFrame:   uint64(C.te_load(&s.bad_frame)),
+		Traps:        uint64(C.te_load(&s.traps)),
+		NotTraps:     uint64(C.te_load(&s.not_traps)),
+		UnknownTag:   uint64(C.te_load(&s.unknown_tag)),
+		BadFrame:     uint64(C.te_load(&s.bad_frame)),
+		ServiceCalls: uint64(C.te_load(&s.service_calls)),
 	}
 }
 
-// ActionEntry describes one tag's action for NewTable.
+// Out is one buffer a KindCopyOut action writes.
+type Out struct {
+	Arg  int
+	Data string
+}
+
+// ActionEntry describes one action for NewTable.
 type ActionEntry struct {
 	Kind  uint32
 	Value int64
 	// Nrs are the syscalls whose hits are counted apart, sorted.
 	Nrs []int
-	// Data and Arg are KindCopyOut's bytes and the argument that holds
-	// the caller's buffer.
-	Data string
-	Arg  int
+	// Data and Data2 are kind-specific strings (paths, contents).
+	Data, Data2 string
+	// Outs are KindCopyOut's buffers.
+	Outs []Out
+	// Next is tried when this action declines (a path that does not match).
+	Next *ActionEntry
+	// Fallback answers, in C, KindGo calls a Go handler can't take.
+	Fallback *ActionEntry
 }
 
 // Table is the C memory of one policy's actions and counters. It is never
@@ -96,30 +115,62 @@ type ActionEntry struct {
 type Table struct {
 	firstTag int
 	actions  []*C.struct_te_action
+	allocs   []unsafe.Pointer
 }
+
+func (t *Table) calloc(n, size uintptr) unsafe.Pointer {
+	p := C.calloc(C.size_t(n), C.size_t(size))
+	t.allocs = append(t.allocs, p)
+	return p
+}
+
+func (t *Table) cstring(s string) *C.char {
+	p := (*C.char)(t.calloc(uintptr(len(s))+1, 1))
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(p)), len(s)), s)
+	return p
+}
+
+// build allocates one action (and its chain and fallback) in C memory.
+func (t *Table) build(e *ActionEntry) *C.struct_te_action {
+	if e == nil {
+		return nil
+	}
+	a := (*C.struct_te_action)(t.calloc(1, unsafe.Sizeof(C.struct_te_action{})))
+	a.kind = C.uint32_t(e.Kind)
+	a.value = C.int64_t(e.Value)
+	a.ncounters = C.uint32_t(len(e.Nrs))
+	if len(e.Nrs) > 0 {
+		a.counters = (*C.struct_te_counter)(t.calloc(uintptr(len(e.Nrs)), unsafe.Sizeof(C.struct_te_counter{})))
+		cs := unsafe.Slice(a.counters, len(e.Nrs))
+		for i, nr := range e.Nrs {
+			cs[i].nr = C.int32_t(nr)
+		}
+	}
+	a.data, a.len = t.cstring(e.Data), C.uint32_t(len(e.Data))
+	a.data2, a.len2 = t.cstring(e.Data2), C.uint32_t(len(e.Data2))
+	for i, o := range e.Outs {
+		if i >= len(a.outs) {
+			break
+		}
+		a.outs[i].arg = C.uint32_t(o.Arg)
+		a.outs[i].len = C.uint32_t(len(o.Data))
+		a.outs[i].data = t.cstring(o.Data)
+		a.nouts = C.uint32_t(i + 1)
+	}
+	a.next = t.build(e.Next)
+	a.fallback = t.build(e.Fallback)
+	return a
+}
+
+// MaxOuts is how many buffers one CopyOut action can write.
+const MaxOuts = C.TE_MAX_OUTS
 
 // NewTable allocates (with C.calloc, outside any signal handler) the
 // actions of tags firstTag, firstTag+1, ...
 func NewTable(firstTag int, entries []ActionEntry) *Table {
 	t := &Table{firstTag: firstTag}
-	for _, e := range entries {
-		a := (*C.struct_te_action)(C.calloc(1, C.size_t(unsafe.Sizeof(C.struct_te_action{}))))
-		a.kind = C.uint32_t(e.Kind)
-		a.value = C.int64_t(e.Value)
-		a.ncounters = C.uint32_t(len(e.Nrs))
-		if len(e.Data) > 0 {
-			a.data = (*C.char)(C.CBytes([]byte(e.Data)))
-			a.len = C.uint32_t(len(e.Data))
-		}
-		a.arg = C.uint32_t(e.Arg)
-		if len(e.Nrs) > 0 {
-			a.counters = (*C.struct_te_counter)(C.calloc(C.size_t(len(e.Nrs)), C.size_t(unsafe.Sizeof(C.struct_te_counter{}))))
-			cs := unsafe.Slice(a.counters, len(e.Nrs))
-			for i, nr := range e.Nrs {
-				cs[i].nr = C.int32_t(nr)
-			}
-		}
-		t.actions = append(t.actions, a)
+	for i := range entries {
+		t.actions = append(t.actions, t.build(&entries[i]))
 	}
 	return t
 }
@@ -134,13 +185,24 @@ func (t *Table) Publish() {
 // Withdraw hides the table's actions from the handler and frees them. Only
 // for a table whose filter was never installed.
 func (t *Table) Withdraw() {
-	for i, a := range t.actions {
+	for i := range t.actions {
 		C.te_publish(C.uint(t.firstTag+i), nil)
-		C.free(unsafe.Pointer(a.counters))
-		C.free(unsafe.Pointer(a.data))
-		C.free(unsafe.Pointer(a))
 	}
-	t.actions = nil
+	for _, p := range t.allocs {
+		C.free(p)
+	}
+	t.actions, t.allocs = nil, nil
+}
+
+// GoCounts returns, for the KindGo action of tag, the calls its Go handler
+// answered and those its fallback answered.
+func (t *Table) GoCounts(tag int) (goCalls, fallbacks uint64) {
+	i := tag - t.firstTag
+	if i < 0 || i >= len(t.actions) {
+		return 0, 0
+	}
+	a := t.actions[i]
+	return uint64(C.te_load(&a.go_calls)), uint64(C.te_load(&a.fallbacks))
 }
 
 // Hits returns the counter of syscall nr of the action of tag.

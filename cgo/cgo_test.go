@@ -17,7 +17,7 @@ func TestLayoutMatchesArch(t *testing.T) {
 }
 
 func TestKindsMatchC(t *testing.T) {
-	if got, want := cKinds(), KindReturn*1000+KindErrno*100+KindPassthrough*10+KindCopyOut; got != want {
+	if got, want := cKinds(), KindReturn*100000000+KindErrno*10000000+KindPassthrough*1000000+KindCopyOut*100000+KindGo*10000+KindRedirect*1000+KindVirtualFile*100+KindReadOnly*10+KindGroups; got != want {
 		t.Fatalf("C kinds %d, Go kinds %d", got, want)
 	}
 }

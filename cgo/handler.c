@@ -1,11 +1,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
-#include <sys/sysinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <ucontext.h>
 
@@ -49,6 +49,10 @@ static struct te_action *te_actions[TE_NTAGS];
 static struct sigaction te_prev;
 static int te_active;
 
+/* Set on Go service threads: their own syscalls are passed through, never
+ * handed to a Go handler again. initial-exec: allocated with the thread. */
+__thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
+
 extern char te_escape[]; /* defined next to the syscall instruction */
 
 uintptr_t te_escape_ip(void) { return (uintptr_t)te_escape; }
@@ -62,10 +66,14 @@ void te_publish(unsigned tag, struct te_action *a) {
 		__atomic_store_n(&te_actions[tag], a, __ATOMIC_RELEASE);
 }
 
+long te_pass(const struct te_call *c) {
+	return te_syscall6(c->nr, c->args[0], c->args[1], c->args[2], c->args[3], c->args[4], c->args[5]);
+}
+
 /* Write len bytes to the caller's address dst as the kernel's copy_to_user
  * would: a bad address fails with -EFAULT instead of crashing the handler.
  * process_vm_writev on our own pid needs no ptrace permission. */
-static long te_copy_out(uintptr_t dst, const void *src, size_t len) {
+long te_copy_out(uintptr_t dst, const void *src, unsigned long len) {
 	struct iovec local = {(void *)src, len};
 	struct iovec remote = {(void *)dst, len};
 	long pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
@@ -75,16 +83,16 @@ static long te_copy_out(uintptr_t dst, const void *src, size_t len) {
 	return n < 0 && n != -EFAULT ? n : -EFAULT;
 }
 
-/* Argument i of the trapped call. */
-static inline long te_arg(const ucontext_t *uc, unsigned i) {
-	switch (i) {
-	case 0: return CTX_A0(uc);
-	case 1: return CTX_A1(uc);
-	case 2: return CTX_A2(uc);
-	case 3: return CTX_A3(uc);
-	case 4: return CTX_A4(uc);
-	default: return CTX_A5(uc);
-	}
+/* Read up to len bytes from the caller's address src; returns the bytes
+ * read (fewer at an unreadable page) or -EFAULT if none could be. */
+long te_copy_in(void *dst, uintptr_t src, unsigned long len) {
+	struct iovec local = {dst, len};
+	struct iovec remote = {(void *)src, len};
+	long pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	long n = te_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0);
+	if (n <= 0)
+		return -EFAULT;
+	return n;
 }
 
 /* Find the counter of syscall nr among a's (sorted by nr). */
@@ -101,6 +109,63 @@ static inline uint64_t *te_counter_of(const struct te_action *a, int nr) {
 			hi = mid;
 	}
 	return (uint64_t *)&a->other_hits;
+}
+
+static long te_groups(const struct te_action *a, const struct te_call *c) {
+	long n = a->len / 4; /* gid_t */
+	long size = (int)c->args[0];
+	if (size < 0)
+		return -EINVAL;
+	if (size == 0)
+		return n;
+	if (size < n)
+		return -EINVAL;
+	if (n > 0) {
+		long r = te_copy_out((uintptr_t)c->args[1], a->data, a->len);
+		if (r < 0)
+			return r;
+	}
+	return n;
+}
+
+static long te_run_one(const struct te_action *a, struct te_call *c) {
+	switch (a->kind) {
+	case TE_KIND_RETURN:
+		return a->value;
+	case TE_KIND_ERRNO:
+		return -a->value;
+	case TE_KIND_PASSTHROUGH:
+		return te_pass(c);
+	case TE_KIND_COPYOUT:
+		for (uint32_t i = 0; i < a->nouts && i < TE_MAX_OUTS; i++) {
+			long r = te_copy_out((uintptr_t)c->args[a->outs[i].arg % 6], a->outs[i].data, a->outs[i].len);
+			if (r < 0)
+				return r;
+		}
+		return a->value;
+	case TE_KIND_GO:
+		return te_go(a, c);
+	case TE_KIND_REDIRECT:
+		return te_redirect(a, c);
+	case TE_KIND_VFILE:
+		return te_vfile(a, c);
+	case TE_KIND_READONLY:
+		return te_readonly(a, c);
+	case TE_KIND_GROUPS:
+		return te_groups(a, c);
+	}
+	return -ENOSYS;
+}
+
+/* Run a chain of actions: the first that does not decline answers; if all
+ * decline, the call is made for real. */
+long te_run(const struct te_action *a, struct te_call *c) {
+	for (; a; a = a->next) {
+		long r = te_run_one(a, c);
+		if (r != TE_DECLINE)
+			return r;
+	}
+	return te_pass(c);
 }
 
 void te_handler(int sig, siginfo_t *si, void *vctx) {
@@ -130,26 +195,31 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 		goto out;
 	}
 	te_count(te_counter_of(a, (int)nr));
+	te_count(&te_stats.traps);
+	if (__builtin_expect(te_on_service_thread, 0))
+		goto service;
+	/* The fast kinds first, straight from the registers. */
 	switch (a->kind) {
 	case TE_KIND_RETURN:
 		CTX_RET(uc) = a->value;
-		break;
+		goto out;
 	case TE_KIND_ERRNO:
 		CTX_RET(uc) = -a->value;
-		break;
-	case TE_KIND_PASSTHROUGH:
-		CTX_RET(uc) = te_syscall6(nr, CTX_A0(uc), CTX_A1(uc), CTX_A2(uc), CTX_A3(uc), CTX_A4(uc), CTX_A5(uc));
-		break;
-	case TE_KIND_COPYOUT: {
-		long r = te_copy_out((uintptr_t)te_arg(uc, a->arg), a->data, a->len);
-		CTX_RET(uc) = r == 0 ? a->value : r;
-		break;
+		goto out;
 	}
-	default:
-		CTX_RET(uc) = -ENOSYS;
-		break;
-	}
-	te_count(&te_stats.traps);
+	struct te_call c = {
+		.nr = nr,
+		.args = {CTX_A0(uc), CTX_A1(uc), CTX_A2(uc), CTX_A3(uc), CTX_A4(uc), CTX_A5(uc)},
+		.ip = (uintptr_t)CTX_IP(uc),
+		.tag = tag,
+	};
+	CTX_RET(uc) = te_run(a, &c);
+	goto out;
+service:
+	/* A Go handler's own syscalls are made for real: no recursion, and the
+	 * handler sees the real system. */
+	te_count(&te_stats.service_calls);
+	CTX_RET(uc) = te_syscall6(nr, CTX_A0(uc), CTX_A1(uc), CTX_A2(uc), CTX_A3(uc), CTX_A4(uc), CTX_A5(uc));
 out:
 	errno = saved_errno;
 }

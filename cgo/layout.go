@@ -19,7 +19,7 @@ static long te_layout(int what) {
 	if (what == 7) return offsetof(ucontext_t, uc_mcontext.pc);
 	if (what == 8) return offsetof(ucontext_t, uc_mcontext.regs);
 #endif
-	if (what == 9) return TE_KIND_RETURN * 1000 + TE_KIND_ERRNO * 100 + TE_KIND_PASSTHROUGH * 10 + TE_KIND_COPYOUT;
+	if (what == 9) return TE_KIND_RETURN * 100000000 + TE_KIND_ERRNO * 10000000 + TE_KIND_PASSTHROUGH * 1000000 + TE_KIND_COPYOUT * 100000 + TE_KIND_GO * 10000 + TE_KIND_REDIRECT * 1000 + TE_KIND_VFILE * 100 + TE_KIND_READONLY * 10 + TE_KIND_GROUPS;
 	return -1;
 }
 */

@@ -1,20 +1,29 @@
-/* trapemu C core: the SIGSYS handler, its action table and the passthrough
- * syscall instruction. Everything reachable from te_handler is
- * async-signal-safe: no allocation, no locks, no stdio, no lazily allocated
- * TLS, errno saved and restored, a small stack frame. */
+/* trapemu C core: the SIGSYS handler, its action table, the passthrough
+ * syscall instruction and the hand-off to Go service threads. Everything
+ * reachable from te_handler is async-signal-safe: no allocation, no locks,
+ * no stdio, no lazily allocated TLS, errno saved and restored, small stack
+ * frames (buffers come from a static pool). */
 #ifndef TRAPEMU_H
 #define TRAPEMU_H
 
-#include <stdint.h>
 #include <signal.h>
+#include <stdint.h>
 
 /* Action kinds; the Go side mirrors these values (see kinds.go). */
 enum {
 	TE_KIND_RETURN = 1,      /* return value */
 	TE_KIND_ERRNO = 2,       /* return -value */
 	TE_KIND_PASSTHROUGH = 3, /* re-issue through te_syscall6 */
-	TE_KIND_COPYOUT = 4,     /* write data to the buffer at argument arg, return value */
+	TE_KIND_COPYOUT = 4,     /* write outs[] to the caller's buffers, return value */
+	TE_KIND_GO = 5,          /* hand to a Go service thread, or run fallback */
+	TE_KIND_REDIRECT = 6,    /* rewrite path prefix from (data) to to (data2) */
+	TE_KIND_VFILE = 7,       /* open of path (data) yields a memfd holding data2 */
+	TE_KIND_READONLY = 8,    /* writes under prefix (data) fail with EROFS */
+	TE_KIND_GROUPS = 9,      /* getgroups(2) answering the gid_t list in data */
 };
+
+#define TE_MAX_OUTS 3
+#define TE_MAXNR 1024
 
 /* One hit counter: trapped calls of syscall nr answered by an action. */
 struct te_counter {
@@ -23,16 +32,27 @@ struct te_counter {
 	uint64_t hits;
 };
 
-/* One tag's action. Immutable once published (only hits change). */
+struct te_out {
+	uint32_t arg;     /* the argument holding the caller's buffer */
+	uint32_t len;     /* bytes to write */
+	const char *data; /* what to write */
+};
+
+/* One tag's action. Immutable once published (only counters change). */
 struct te_action {
 	uint32_t kind;
 	uint32_t ncounters;
 	int64_t value;
 	struct te_counter *counters; /* sorted by nr */
 	uint64_t other_hits;         /* syscall not among counters */
-	const char *data;            /* COPYOUT: bytes to write */
-	uint32_t len;                /* COPYOUT: their length */
-	uint32_t arg;                /* COPYOUT: the argument holding the buffer */
+	uint64_t fallbacks;          /* GO: calls answered by the fallback */
+	uint64_t go_calls;           /* GO: calls answered by the Go handler */
+	const char *data, *data2;    /* kind-specific strings */
+	uint32_t len, len2;
+	uint32_t nouts;
+	struct te_out outs[TE_MAX_OUTS];
+	struct te_action *next;      /* chain: tried when this one declines */
+	struct te_action *fallback;  /* GO: answered in C where Go can't run */
 };
 
 /* Process-wide figures of the handler. */
@@ -41,33 +61,69 @@ struct te_global_stats {
 	uint64_t not_traps;   /* SIGSYS not sent by seccomp (kill, tgkill): ignored */
 	uint64_t unknown_tag; /* seccomp traps with a tag no policy owns: -ENOSYS */
 	uint64_t bad_frame;   /* siginfo and ucontext disagree: -ENOSYS */
+	uint64_t service_calls; /* syscalls of service threads, passed through */
 };
 
 extern struct te_global_stats te_stats;
 
-/* Install te_handler for SIGSYS (SA_SIGINFO|SA_ONSTACK, every signal
- * blocked while it runs) and unblock SIGSYS on the calling thread. Keeps
- * the previous disposition for te_restore_handler. Returns 0 or -errno. */
+/* Which arguments of syscall nr are paths, and how it writes. */
+struct te_pathinfo {
+	int8_t path[2];  /* argument index of a path, or -1 */
+	int8_t dirfd[2]; /* the dirfd argument it is relative to, or -1 */
+	int8_t flags;    /* open flags argument, -2 for openat2's struct, -1 none */
+	uint8_t writes;  /* bit i: path i is written (ReadOnly refuses) */
+};
+
+void te_set_pathinfo(int nr, int p0, int d0, int p1, int d1, int flags, int writes);
+
 int te_install_handler(void);
-/* Put back the disposition te_install_handler replaced. */
 int te_restore_handler(void);
-/* Whether SIGSYS is currently handled by te_handler. */
 int te_handler_active(void);
-
-/* Publish or withdraw the action of a tag (1..65535). */
 void te_publish(unsigned tag, struct te_action *a);
-
-/* The return address of the passthrough syscall instruction: the filter
- * lets trapped syscalls made from there through. */
 uintptr_t te_escape_ip(void);
-
-/* Issue syscall nr through the passthrough instruction; returns the raw
- * result (-errno on failure). */
 long te_syscall6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
-
-/* Atomic read of a counter. */
 uint64_t te_load(const uint64_t *p);
-
 void te_handler(int sig, siginfo_t *si, void *ctx);
+
+/* --- internal: shared by handler.c, paths.c, service.c --- */
+
+#define TE_DECLINE ((long)INT64_MIN) /* an action that does not apply */
+
+/* A trapped call as the handler sees it (args may be rewritten). */
+struct te_call {
+	long nr;
+	long args[6];
+	uintptr_t ip;
+	unsigned tag;
+};
+
+long te_pass(const struct te_call *c);
+long te_run(const struct te_action *a, struct te_call *c);
+long te_copy_out(uintptr_t dst, const void *src, unsigned long len);
+long te_copy_in(void *dst, uintptr_t src, unsigned long len);
+long te_redirect(const struct te_action *a, struct te_call *c);
+long te_vfile(const struct te_action *a, struct te_call *c);
+long te_readonly(const struct te_action *a, struct te_call *c);
+long te_go(const struct te_action *a, struct te_call *c);
+
+/* --- Go service threads --- */
+
+/* Where Go code runs: calls from these ranges hold (or may hold) a Go
+ * scheduler slot and never wait for a Go handler. */
+void te_set_go_ranges(uintptr_t text_lo, uintptr_t text_hi, uintptr_t vdso_lo, uintptr_t vdso_hi);
+/* Called once by each Go service thread, from its locked OS thread. */
+void te_service_enter(void);
+/* Wait for a request; returns its slot. */
+int te_service_next(void);
+/* The request in slot: its call, its action's tag and the calling thread. */
+void te_service_call(int slot, long *nr, long *args, uintptr_t *ip, unsigned *tag, int *tid, long *handler);
+/* Answer slot. kind: 0 return value, 1 passthrough with args, 2 fallback. */
+void te_service_done(int slot, int kind, long value, const long *args);
+/* Make te_go answer with fallbacks from now on (no service threads). */
+void te_service_stop(void);
+/* Count of service threads accepting work. */
+int te_service_running(void);
+/* Slots in use (waiting or running), for diagnostics. */
+uint64_t te_service_busy(void);
 
 #endif

@@ -1,15 +1,26 @@
-// Package emulate holds the ready-made actions that answer trapped calls.
-// Each is answered inside the C SIGSYS handler, so it serves Go code, C code
-// reached through cgo and foreign threads alike.
+// Package emulate holds the ready-made actions that answer trapped calls,
+// and sets of rules that emulate one thing across several syscalls.
+//
+// Every action here except Func is answered inside the C SIGSYS handler,
+// so it serves Go code, C code reached through cgo and foreign threads
+// alike. Func runs Go code on a service thread where that is safe and
+// answers with its fallback (in C) where it is not.
+//
+// Composition: when several unconditional Trap rules name one syscall and
+// the earlier ones can decline a call (RedirectPath, VirtualFile and
+// DenyWrites decline paths they don't cover), the first that does not
+// decline answers; if all decline, the call is made for real.
 package emulate
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/trapemu/trapemu/sigsys"
 	"github.com/trapemu/trapemu/trap"
 )
 
@@ -28,11 +39,42 @@ func Errno(e syscall.Errno) trap.Action { return spec{Kind: trap.KindErrno, Valu
 // syscall instruction, and returns the kernel's answer.
 func Passthrough() trap.Action { return spec{Kind: trap.KindPassthrough} }
 
-// CopyOut writes data to the caller's buffer pointed to by argument arg
-// (0..5) and makes the call return ret. A bad buffer address makes the call
-// fail with EFAULT, as the kernel's own copy would.
-func CopyOut(arg int, data []byte, ret int64) trap.Action {
-	return spec{Kind: trap.KindCopyOut, Arg: arg, Data: string(data), Value: ret}
+// Buffer is one write of CopyOut: Data goes to the address in argument Arg.
+type Buffer struct {
+	Arg  int
+	Data []byte
+}
+
+// CopyOut writes each buffer to the caller's memory (up to three) and makes
+// the call return ret. A bad address makes the call fail with EFAULT, as
+// the kernel's own copy would.
+func CopyOut(ret int64, bufs ...Buffer) trap.Action {
+	s := spec{Kind: trap.KindCopyOut, Value: ret, NOuts: len(bufs)}
+	if len(bufs) > len(s.Outs) {
+		s.Problem = fmt.Sprintf("CopyOut of %d buffers, at most %d", len(bufs), len(s.Outs))
+		return s
+	}
+	for i, b := range bufs {
+		s.Outs[i] = trap.Out{Arg: b.Arg, Data: string(b.Data)}
+	}
+	return s
+}
+
+// Func answers calls with fn, a Go function run on a service thread, where
+// that is safe: when the calling thread holds no Go scheduler slot (its
+// call site is outside the Go binary's text and outside the vDSO: C code
+// reached through cgo, foreign threads). Every other call, and calls when
+// no service thread can take them (a forked child), are answered by
+// fallback, which runs in C. fallback must not be another Func.
+func Func(fn func(*sigsys.Call) sigsys.Result, fallback trap.Action) trap.Action {
+	s := spec{Kind: trap.KindGo, Go: &trap.GoHandler{Fn: fn}}
+	if fallback == nil {
+		s.Problem = "Func needs a fallback"
+		return s
+	}
+	fb := fallback.Spec()
+	s.Fallback = &fb
+	return s
 }
 
 // UTS is a system identity as uname(2) reports it. Empty fields keep the
@@ -44,8 +86,8 @@ type UTS struct {
 // utsFieldLen is the size of each struct utsname field, with its NUL.
 const utsFieldLen = 65
 
-// Uname answers uname(2) with u, for Go code (syscall.Uname, os.Hostname
-// fallbacks) and C code (uname(3), gethostname(3) in glibc) alike.
+// Uname answers uname(2) with u, for Go code (syscall.Uname) and C code
+// (uname(3), and glibc's gethostname(3)) alike.
 func Uname(u UTS) trap.Action {
 	var real unix.Utsname
 	if err := unix.Uname(&real); err != nil {
@@ -76,7 +118,74 @@ func Uname(u UTS) trap.Action {
 		}
 		buf = append(buf, field...)
 	}
-	s := spec{Kind: trap.KindCopyOut, Arg: 0, Data: string(buf), Value: 0}
+	s := CopyOut(0, Buffer{Arg: 0, Data: buf}).(spec)
 	s.Name = fmt.Sprintf("Uname(%+v)", u)
 	return s
+}
+
+// Set is a group of rules that together emulate one thing; add it with
+// Policy.Apply.
+type Set = func(*trap.Policy)
+
+// Hostname makes the host name read name everywhere: uname(2) (glibc's
+// gethostname) and /proc/sys/kernel/hostname (Go's os.Hostname).
+func Hostname(name string) Set {
+	return func(p *trap.Policy) {
+		p.Trap("uname", Uname(UTS{Nodename: name}))
+		VirtualFileEverywhere("/proc/sys/kernel/hostname", []byte(name+"\n"))(p)
+	}
+}
+
+// Int returns a pointer to v, for the optional fields of ID.
+func Int(v int) *int { return &v }
+
+// ID is an identity view: nil fields keep the real values.
+type ID struct {
+	UID, EUID, SUID, GID, EGID, SGID *int
+	// PID and PPID fake getpid and getppid. Beware: kill(getpid(), sig)
+	// and raise(3) then aim at the fake pid.
+	PID, PPID *int
+	// Groups, when not nil, is the supplementary group list getgroups(2)
+	// reports.
+	Groups []int
+}
+
+// Identity makes the process see the ids of id: getuid, geteuid,
+// getresuid, getgid, getegid, getresgid, getgroups, getpid, getppid.
+func Identity(id ID) Set {
+	return func(p *trap.Policy) {
+		ret := func(name string, v *int) {
+			if v != nil {
+				p.Trap(name, Return(int64(*v)))
+			}
+		}
+		ret("getuid", id.UID)
+		ret("geteuid", id.EUID)
+		ret("getgid", id.GID)
+		ret("getegid", id.EGID)
+		ret("getpid", id.PID)
+		ret("getppid", id.PPID)
+		res := func(name string, r, e, s *int, real func() (int, int, int)) {
+			if r == nil && e == nil && s == nil {
+				return
+			}
+			rr, re, rs := real()
+			pick := func(v *int, def int) []byte {
+				if v != nil {
+					def = *v
+				}
+				return binary.LittleEndian.AppendUint32(nil, uint32(def))
+			}
+			p.Trap(name, CopyOut(0, Buffer{0, pick(r, rr)}, Buffer{1, pick(e, re)}, Buffer{2, pick(s, rs)}))
+		}
+		res("getresuid", id.UID, id.EUID, id.SUID, func() (int, int, int) { return unix.Getresuid() })
+		res("getresgid", id.GID, id.EGID, id.SGID, func() (int, int, int) { return unix.Getresgid() })
+		if id.Groups != nil {
+			data := make([]byte, 0, 4*len(id.Groups))
+			for _, g := range id.Groups {
+				data = binary.LittleEndian.AppendUint32(data, uint32(g))
+			}
+			p.Trap("getgroups", spec{Kind: trap.KindGroups, Data: string(data), Name: fmt.Sprintf("Groups(%v)", id.Groups)})
+		}
+	}
 }

@@ -43,7 +43,8 @@ type Call struct {
 	TID int
 }
 
-func (c Call) String() string {
+// Summary describes the call in one line.
+func (c *Call) Summary() string {
 	return fmt.Sprintf("%s(%#x, %#x, %#x, %#x, %#x, %#x) tag=%d tid=%d at %#x",
 		c.Name, c.Args[0], c.Args[1], c.Args[2], c.Args[3], c.Args[4], c.Args[5], c.Tag, c.TID, c.CallAddr)
 }

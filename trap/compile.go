@@ -91,7 +91,7 @@ func assignTags(rules []resolved, first int) (map[int]int, []ActionSpec) {
 	bySpec := map[ActionSpec]int{}
 	var specs []ActionSpec
 	for _, r := range rules {
-		if r.Kind != RuleTrap {
+		if r.Kind != RuleTrap || r.chainedTo != 0 {
 			continue
 		}
 		tag, ok := bySpec[r.spec]
@@ -108,7 +108,7 @@ func assignTags(rules []resolved, first int) (map[int]int, []ActionSpec) {
 func counters(nrules int, rules []resolved, tags map[int]int) ([]Counter, []int) {
 	set := map[Counter]bool{}
 	for _, r := range rules {
-		if r.Kind == RuleTrap {
+		if r.Kind == RuleTrap && r.chainedTo == 0 {
 			set[Counter{tags[r.index], r.nr}] = true
 		}
 	}
@@ -132,7 +132,11 @@ func counters(nrules int, rules []resolved, tags map[int]int) ([]Counter, []int)
 	}
 	for _, r := range rules {
 		if r.Kind == RuleTrap {
-			ruleCounter[r.index-1] = index[Counter{tags[r.index], r.nr}]
+			head := r.index
+			if r.chainedTo != 0 {
+				head = r.chainedTo
+			}
+			ruleCounter[r.index-1] = index[Counter{tags[head], r.nr}]
 		}
 	}
 	return list, ruleCounter
@@ -165,7 +169,9 @@ func (c *compiler) program() ([]bpf.Instruction, error) {
 	a := &c.asm
 	bySyscall := map[int][]resolved{}
 	for _, r := range c.rules {
-		bySyscall[r.nr] = append(bySyscall[r.nr], r)
+		if r.chainedTo == 0 {
+			bySyscall[r.nr] = append(bySyscall[r.nr], r)
+		}
 	}
 	nrs := make([]int, 0, len(bySyscall))
 	for nr := range bySyscall {
@@ -403,7 +409,9 @@ func (p *Policy) evaluator(opts CompileOptions) (func(SeccompData) uint32, error
 	c := &compiler{p: p, rules: rules, tags: tags, opts: opts}
 	bySyscall := map[uint32][]resolved{}
 	for _, r := range rules {
-		bySyscall[uint32(r.nr)] = append(bySyscall[uint32(r.nr)], r)
+		if r.chainedTo == 0 {
+			bySyscall[uint32(r.nr)] = append(bySyscall[uint32(r.nr)], r)
+		}
 	}
 	for nr, rs := range bySyscall {
 		bySyscall[nr] = c.ordered(rs)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trapemu/trapemu/arch"
 	"github.com/trapemu/trapemu/cgo"
+	"github.com/trapemu/trapemu/sigsys"
 )
 
 // Runtime is an installed policy. Filters cannot be removed: a Runtime
@@ -54,6 +55,15 @@ func Install(p *Policy) (*Runtime, error) {
 	raw, err := prog.Raw()
 	if err != nil {
 		return nil, fmt.Errorf("trap: assembling the filter: %w", err)
+	}
+
+	for i := range prog.Actions {
+		if prog.Actions[i].hasGo() {
+			if err := sigsys.StartService(p.service); err != nil {
+				return nil, err
+			}
+			break
+		}
 	}
 
 	table := cgo.NewTable(prog.FirstTag, tableEntries(prog))
@@ -122,8 +132,8 @@ func checkAvailable() error {
 
 func tableEntries(prog *Program) []cgo.ActionEntry {
 	entries := make([]cgo.ActionEntry, len(prog.Actions))
-	for i, s := range prog.Actions {
-		entries[i] = cgo.ActionEntry{Kind: uint32(s.Kind), Value: s.Value, Data: s.Data, Arg: s.Arg}
+	for i := range prog.Actions {
+		entries[i] = *prog.Actions[i].entry()
 	}
 	for _, c := range prog.Counters { // sorted by tag, then nr
 		e := &entries[c.Tag-prog.FirstTag]
@@ -145,6 +155,11 @@ type RuleStats struct {
 	// and Counted false.
 	Hits    uint64
 	Counted bool
+	// GoCalls and Fallbacks split a Func rule's hits: answered by its Go
+	// handler, or by its fallback (in C) because the call came from a
+	// thread that may hold a Go scheduler slot, or no service thread could
+	// take it.
+	GoCalls, Fallbacks uint64
 }
 
 // Stats are a Runtime's figures.
@@ -163,6 +178,9 @@ func (rt *Runtime) Stats() Stats {
 			c := rt.prog.Counters[k]
 			rs.Hits = rt.table.Hits(c.Tag, c.Nr)
 			rs.Counted = true
+			if rt.prog.Actions[c.Tag-rt.prog.FirstTag].Kind == KindGo {
+				rs.GoCalls, rs.Fallbacks = rt.table.GoCounts(c.Tag)
+			}
 		}
 		st.Rules = append(st.Rules, rs)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/trapemu/trapemu/arch"
+	"github.com/trapemu/trapemu/sigsys"
 )
 
 // RuleKind says who decides a rule's calls.
@@ -72,6 +73,7 @@ func specOf(a Action) ActionSpec {
 // written, the first whose conditions hold wins; otherwise the call is
 // allowed.
 type Policy struct {
+	service     sigsys.ServiceOptions
 	arch        *arch.Info
 	rules       []Rule
 	foreign     KernelAction
@@ -110,6 +112,23 @@ func (p *Policy) Deny(name string, errno int, conds ...Cond) *Policy {
 // Kill makes the kernel kill the process when syscall name is called.
 func (p *Policy) Kill(name string, conds ...Cond) *Policy {
 	p.rules = append(p.rules, Rule{Kind: RuleKill, Syscall: name, Conds: conds})
+	return p
+}
+
+// GoHandlers configures the service threads that run Go handlers
+// (emulate.Func): how many run at once, the deadline after which a running
+// handler is logged with its stack, the logger.
+func (p *Policy) GoHandlers(o sigsys.ServiceOptions) *Policy {
+	p.service = o
+	return p
+}
+
+// Apply adds the rules of each set (see package emulate: ReadOnly,
+// Identity, Hostname, ...).
+func (p *Policy) Apply(sets ...func(*Policy)) *Policy {
+	for _, set := range sets {
+		set(p)
+	}
 	return p
 }
 
@@ -162,12 +181,43 @@ var unsafeSyscalls = map[string]string{
 	"futex":           "Go's runtime calls it with every signal blocked: in its own signal handler (waking the signal-receiving goroutine) and when a thread exits",
 }
 
+const reasonRuntimeLibc = "Go's runtime makes it through libc while holding its scheduler slot (cgo's mmap/munmap, sigaction, malloc in thread creation): the call site looks like C code, and waiting for a Go handler there can deadlock the scheduler"
+
+// goHandlerUnsafe lists syscalls a Go handler must never answer, on top of
+// unsafeSyscalls.
+var goHandlerUnsafe = map[string]string{
+	"rt_sigaction": reasonRuntimeLibc,
+	"brk":          reasonRuntimeLibc,
+	"mremap":       reasonRuntimeLibc,
+	"getrandom":    reasonRuntimeLibc,
+	"mmap":         reasonRuntimeLibc,
+	"munmap":       reasonRuntimeLibc,
+	"madvise":      reasonRuntimeLibc,
+	"mprotect":     reasonRuntimeLibc,
+	"clone":        reasonRuntimeLibc,
+	"clone3":       reasonRuntimeLibc,
+	"futex":        reasonRuntimeLibc,
+}
+
+// GoHandlerUnsafeSyscalls lists the syscalls a Go handler (emulate.Func)
+// may not answer, with the reason for each; C-side actions may.
+func GoHandlerUnsafeSyscalls() map[string]string {
+	out := make(map[string]string, len(goHandlerUnsafe))
+	for k, v := range goHandlerUnsafe {
+		out[k] = v
+	}
+	return out
+}
+
 // resolved is a validated rule with its syscall number.
 type resolved struct {
 	Rule
 	index int // position in the policy, from 1
 	nr    int
 	spec  ActionSpec
+	// chainedTo is the index of the rule whose action chain this rule's
+	// action joined (it has no branch of its own), or 0.
+	chainedTo int
 }
 
 func (p *Policy) ruleError(i int, err error) error {
@@ -212,6 +262,9 @@ func (p *Policy) resolve() ([]resolved, error) {
 			if why, unsafe := unsafeSyscalls[r.Syscall]; unsafe && !p.allowUnsafe[r.Syscall] {
 				errs = append(errs, p.ruleError(i, fmt.Errorf("%w: %s (Policy.AllowUnsafe overrides)", ErrUnsafeSyscall, why)))
 				bad = true
+			} else if why, unsafe := goHandlerUnsafe[r.Syscall]; unsafe && res.spec.Kind == KindGo && !p.allowUnsafe[r.Syscall] {
+				errs = append(errs, p.ruleError(i, fmt.Errorf("%w for a Go handler: %s; answer it with an action that runs in C (Policy.AllowUnsafe overrides)", ErrUnsafeSyscall, why)))
+				bad = true
 			}
 		case RuleDeny:
 			if r.Errno < 1 || r.Errno > maxErrno {
@@ -231,7 +284,29 @@ func (p *Policy) resolve() ([]resolved, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	buildChains(out)
 	return out, nil
+}
+
+// buildChains appends the actions of rules chained to an earlier rule to
+// that rule's action, in policy order.
+func buildChains(rules []resolved) {
+	pos := map[int]int{}
+	for i := range rules {
+		pos[rules[i].index] = i
+	}
+	for i := len(rules) - 1; i >= 0; i-- {
+		r := &rules[i]
+		if r.chainedTo == 0 {
+			continue
+		}
+		head := &rules[pos[r.chainedTo]]
+		// Insert r's spec right after head's own action: walking backwards
+		// keeps policy order.
+		next := r.spec
+		next.Next = head.spec.Next
+		head.spec.Next = &next
+	}
 }
 
 // condKey is a canonical form of a rule's conditions, for finding duplicates.
@@ -267,9 +342,10 @@ func class(k RuleKind) int {
 // never be reached.
 func (p *Policy) checkOverlaps(rules []resolved) []error {
 	type syscallRules struct {
-		byKey     map[string]resolved
-		uncond    [2]*resolved // first unconditional rule per class
-		firstTrap *resolved
+		byKey         map[string]resolved
+		uncond        [2]*resolved // first unconditional rule per class
+		firstTrap     *resolved
+		chainDeclines bool // the unconditional trap chain may pass calls on
 	}
 	var errs []error
 	bySyscall := map[int]*syscallRules{}
@@ -281,6 +357,14 @@ func (p *Policy) checkOverlaps(rules []resolved) []error {
 			bySyscall[r.nr] = s
 		}
 		key := condKey(r.Conds)
+		cl := class(r.Kind)
+		if u := s.uncond[1]; s.uncond[0] == nil && cl == 1 && u != nil && s.chainDeclines && key == "" {
+			// The unconditional actions so far decline some calls (paths
+			// they don't cover): this rule answers those. First match wins.
+			r.chainedTo = u.index
+			s.chainDeclines = r.spec.mayDecline()
+			continue
+		}
 		if prev, ok := s.byKey[key]; ok {
 			if prev.Kind == r.Kind && prev.Errno == r.Errno && prev.spec == r.spec {
 				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: repeats rule %d", ErrDuplicateRule, prev.index)))
@@ -290,7 +374,6 @@ func (p *Policy) checkOverlaps(rules []resolved) []error {
 			continue
 		}
 		s.byKey[key] = *r
-		cl := class(r.Kind)
 		if u := s.uncond[0]; u != nil || (cl == 1 && s.uncond[1] != nil) {
 			if u == nil {
 				u = s.uncond[1]
@@ -300,6 +383,7 @@ func (p *Policy) checkOverlaps(rules []resolved) []error {
 		}
 		if key == "" {
 			s.uncond[cl] = r
+			s.chainDeclines = r.spec.mayDecline()
 			if cl == 0 && s.firstTrap != nil {
 				t := s.firstTrap
 				errs = append(errs, p.ruleError(t.index-1, fmt.Errorf("%w: never reached, rule %d %s (decided by the kernel first) takes every %s call", ErrConflictingRule, r.index, r.Rule, r.Syscall)))

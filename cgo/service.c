@@ -1,0 +1,197 @@
+/* The hand-off of trapped calls to Go service threads.
+ *
+ * A trapped thread that may wait for Go (its call site is outside the Go
+ * binary's text and outside the vDSO: C code reached through cgo has
+ * released its scheduler slot, foreign pthreads never had one) takes a
+ * slot, publishes the call, wakes a service thread and waits: it spins
+ * briefly, then sleeps on a futex. Every other call gets the rule's
+ * fallback, answered here in C. Everything is lock-free and made of
+ * syscalls through the passthrough instruction. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "trapemu.h"
+
+#define TE_NSLOTS 64
+#define TE_WAITER_SPIN 20000 /* pause loops (~µs each few) before sleeping */
+#define TE_SERVICE_SPIN 40000
+
+enum { SLOT_WAITING = 0, SLOT_ANSWERED = 1, SLOT_ASLEEP = 2 };
+
+struct te_slot {
+	/* the request */
+	long nr;
+	long args[6];
+	uintptr_t ip;
+	unsigned tag;
+	int tid;
+	long handler; /* the Go handler's id (the action's value) */
+	/* the answer */
+	int kind;
+	long value;
+	long out_args[6];
+	uint32_t state; /* futex word */
+} __attribute__((aligned(64)));
+
+static struct te_slot te_slots[TE_NSLOTS];
+static uint64_t te_slot_free = ~(uint64_t)0;
+static uint64_t te_pending;
+static uint32_t te_req_seq; /* futex word of idle service threads */
+static uint32_t te_sleepers;
+static int te_nservice;
+static int te_stopping;
+static long te_service_pid;
+static uintptr_t te_go_lo, te_go_hi, te_vdso_lo, te_vdso_hi;
+
+extern __thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
+
+static inline void te_pause(void) {
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static long te_futex(uint32_t *w, int op, uint32_t val, const struct timespec *ts) {
+	return te_syscall6(SYS_futex, (long)w, op | FUTEX_PRIVATE_FLAG, val, (long)ts, 0, 0);
+}
+
+void te_set_go_ranges(uintptr_t text_lo, uintptr_t text_hi, uintptr_t vdso_lo, uintptr_t vdso_hi) {
+	te_go_lo = text_lo;
+	te_go_hi = text_hi;
+	te_vdso_lo = vdso_lo;
+	te_vdso_hi = vdso_hi;
+}
+
+static long te_fallback(const struct te_action *a, struct te_call *c) {
+	__atomic_fetch_add((uint64_t *)&a->fallbacks, 1, __ATOMIC_RELAXED);
+	if (!a->fallback)
+		return te_pass(c);
+	return te_run(a->fallback, c);
+}
+
+long te_go(const struct te_action *a, struct te_call *c) {
+	uintptr_t ip = c->ip;
+	/* Go code (P held, or may be), the vDSO's syscall fallbacks, no service
+	 * threads, or a forked child whose service threads stayed behind. */
+	if ((ip >= te_go_lo && ip < te_go_hi) || (ip >= te_vdso_lo && ip < te_vdso_hi) ||
+	    __atomic_load_n(&te_nservice, __ATOMIC_ACQUIRE) == 0 ||
+	    te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != te_service_pid)
+		return te_fallback(a, c);
+
+	int i;
+	for (;;) {
+		uint64_t f = __atomic_load_n(&te_slot_free, __ATOMIC_ACQUIRE);
+		if (f == 0) {
+			te_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+			continue;
+		}
+		i = __builtin_ctzll(f);
+		if (__atomic_compare_exchange_n(&te_slot_free, &f, f & ~(1ull << i), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			break;
+	}
+	struct te_slot *s = &te_slots[i];
+	s->nr = c->nr;
+	for (int k = 0; k < 6; k++)
+		s->args[k] = c->args[k];
+	s->ip = ip;
+	s->tag = c->tag;
+	s->handler = a->value;
+	s->tid = (int)te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	__atomic_store_n(&s->state, SLOT_WAITING, __ATOMIC_RELAXED);
+	__atomic_fetch_or(&te_pending, 1ull << i, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&te_req_seq, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&te_sleepers, __ATOMIC_SEQ_CST) > 0)
+		te_futex(&te_req_seq, FUTEX_WAKE, 1, 0);
+
+	for (int spin = 0; __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_ANSWERED; spin++) {
+		if (spin < TE_WAITER_SPIN) {
+			te_pause();
+			continue;
+		}
+		uint32_t expect = SLOT_WAITING;
+		if (__atomic_compare_exchange_n(&s->state, &expect, SLOT_ASLEEP, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+		    expect == SLOT_ASLEEP)
+			te_futex(&s->state, FUTEX_WAIT, SLOT_ASLEEP, 0);
+	}
+	int kind = s->kind;
+	long value = s->value;
+	if (kind == 1)
+		for (int k = 0; k < 6; k++)
+			c->args[k] = s->out_args[k];
+	__atomic_fetch_or(&te_slot_free, 1ull << i, __ATOMIC_RELEASE);
+	__atomic_fetch_add((uint64_t *)&a->go_calls, 1, __ATOMIC_RELAXED);
+	switch (kind) {
+	case 0:
+		return value;
+	case 1:
+		return te_pass(c);
+	}
+	return te_fallback(a, c);
+}
+
+void te_service_enter(void) {
+	te_on_service_thread = 1;
+	te_service_pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	__atomic_fetch_add(&te_nservice, 1, __ATOMIC_RELEASE);
+}
+
+int te_service_running(void) { return __atomic_load_n(&te_nservice, __ATOMIC_ACQUIRE); }
+
+uint64_t te_service_busy(void) { return ~__atomic_load_n(&te_slot_free, __ATOMIC_ACQUIRE); }
+
+void te_service_stop(void) {
+	__atomic_store_n(&te_stopping, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&te_nservice, 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&te_req_seq, 1, __ATOMIC_SEQ_CST);
+	te_futex(&te_req_seq, FUTEX_WAKE, 1 << 30, 0);
+}
+
+int te_service_next(void) {
+	for (;;) {
+		for (int spin = 0; spin < TE_SERVICE_SPIN; spin++) {
+			uint64_t p = __atomic_load_n(&te_pending, __ATOMIC_ACQUIRE);
+			while (p) {
+				int i = __builtin_ctzll(p);
+				if (__atomic_compare_exchange_n(&te_pending, &p, p & ~(1ull << i), 0, __ATOMIC_ACQ_REL,
+								__ATOMIC_ACQUIRE))
+					return i;
+			}
+			if (__atomic_load_n(&te_stopping, __ATOMIC_ACQUIRE))
+				return -1;
+			te_pause();
+		}
+		uint32_t seq = __atomic_load_n(&te_req_seq, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&te_sleepers, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&te_pending, __ATOMIC_SEQ_CST) == 0 && !__atomic_load_n(&te_stopping, __ATOMIC_SEQ_CST))
+			te_futex(&te_req_seq, FUTEX_WAIT, seq, 0);
+		__atomic_fetch_sub(&te_sleepers, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+void te_service_call(int slot, long *nr, long *args, uintptr_t *ip, unsigned *tag, int *tid, long *handler) {
+	struct te_slot *s = &te_slots[slot];
+	*handler = s->handler;
+	*nr = s->nr;
+	for (int k = 0; k < 6; k++)
+		args[k] = s->args[k];
+	*ip = s->ip;
+	*tag = s->tag;
+	*tid = s->tid;
+}
+
+void te_service_done(int slot, int kind, long value, const long *args) {
+	struct te_slot *s = &te_slots[slot];
+	s->kind = kind;
+	s->value = value;
+	if (kind == 1)
+		for (int k = 0; k < 6; k++)
+			s->out_args[k] = args[k];
+	if (__atomic_exchange_n(&s->state, SLOT_ANSWERED, __ATOMIC_ACQ_REL) == SLOT_ASLEEP)
+		te_futex(&s->state, FUTEX_WAKE, 1, 0);
+}

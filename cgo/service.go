@@ -1,0 +1,81 @@
+package cgo
+
+/*
+#include "trapemu.h"
+*/
+import "C"
+
+import "unsafe"
+
+// SetPathInfo tells the handler which arguments of syscall nr are paths
+// (p0, p1, or -1), the dirfd argument each is relative to (or -1), the
+// open-flags argument (-1 none, -2 openat2's struct) and which paths the
+// call writes (bit 0, bit 1).
+func SetPathInfo(nr, p0, d0, p1, d1, flags, writes int) {
+	C.te_set_pathinfo(C.int(nr), C.int(p0), C.int(d0), C.int(p1), C.int(d1), C.int(flags), C.int(writes))
+}
+
+// SetGoRanges tells the handler where Go code (the Go binary's text) and
+// the vDSO are: calls from there never wait for a Go handler.
+func SetGoRanges(textLo, textHi, vdsoLo, vdsoHi uintptr) {
+	C.te_set_go_ranges(C.uintptr_t(textLo), C.uintptr_t(textHi), C.uintptr_t(vdsoLo), C.uintptr_t(vdsoHi))
+}
+
+// ServiceEnter marks the calling OS thread as a service thread (its own
+// trapped syscalls are made for real) and counts it as accepting work. The
+// caller must hold runtime.LockOSThread for good.
+func ServiceEnter() { C.te_service_enter() }
+
+// ServiceNext waits for a request and returns its slot, or -1 when the
+// service is stopping.
+func ServiceNext() int { return int(C.te_service_next()) }
+
+// Request is a call waiting in a slot.
+type Request struct {
+	Nr   int
+	Args [6]uint64
+	IP   uint64
+	Tag  int
+	TID  int
+	// Handler is the Go handler's id.
+	Handler int
+}
+
+// ServiceCall reads the request in slot.
+func ServiceCall(slot int) Request {
+	var nr C.long
+	var args [6]C.long
+	var ip C.uintptr_t
+	var tag C.unsigned
+	var tid C.int
+	var handler C.long
+	C.te_service_call(C.int(slot), &nr, &args[0], &ip, &tag, &tid, &handler)
+	r := Request{Nr: int(nr), IP: uint64(ip), Tag: int(tag), TID: int(tid), Handler: int(handler)}
+	for i := range args {
+		r.Args[i] = uint64(args[i])
+	}
+	return r
+}
+
+// Answer kinds for ServiceDone.
+const (
+	AnswerValue       = 0
+	AnswerPassthrough = 1
+	AnswerFallback    = 2
+)
+
+// ServiceDone answers the request in slot and wakes its caller.
+func ServiceDone(slot, kind int, value int64, args [6]uint64) {
+	var cargs [6]C.long
+	for i := range args {
+		cargs[i] = C.long(args[i])
+	}
+	C.te_service_done(C.int(slot), C.int(kind), C.long(value), (*C.long)(unsafe.Pointer(&cargs[0])))
+}
+
+// ServiceStop makes every Go-handled call take its fallback from now on and
+// releases the service threads.
+func ServiceStop() { C.te_service_stop() }
+
+// ServiceRunning is the number of service threads accepting work.
+func ServiceRunning() int { return int(C.te_service_running()) }
