@@ -17,6 +17,7 @@ package tests
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 static long c_getppid(void) { return getppid(); }
 
@@ -80,6 +81,53 @@ static long c_threads(int nthreads, long nr, long n, long want) {
 		wrong += j[i].wrong;
 	}
 	return wrong;
+}
+
+struct ajob { long nr, n, base, wrong; };
+
+static void *ajob_run(void *p) {
+	struct ajob *j = p;
+	for (long i = 0; i < j->n; i++) {
+		long arg = i & 0xffff;
+		if (syscall(j->nr, arg) != j->base + arg)
+			j->wrong++;
+	}
+	return 0;
+}
+
+// c_threads_arg: like c_threads, but call i passes i&0xffff as the first
+// argument and expects base plus it.
+static long c_threads_arg(int nthreads, long nr, long n, long base) {
+	pthread_t t[64];
+	struct ajob j[64];
+	if (nthreads > 64) nthreads = 64;
+	for (int i = 0; i < nthreads; i++) {
+		j[i].nr = nr; j[i].n = n; j[i].base = base; j[i].wrong = 0;
+		if (pthread_create(&t[i], 0, ajob_run, &j[i]) != 0) return -1;
+	}
+	long wrong = 0;
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(t[i], 0);
+		wrong += j[i].wrong;
+	}
+	return wrong;
+}
+
+static long c_syscall6(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+	return syscall(nr, a0, a1, a2, a3, a4, a5);
+}
+
+// c_fork_call forks; the child makes syscall nr(arg) and exits with 0 if
+// it returned want, 1 otherwise. Returns the child's wait status.
+static int c_fork_call(long nr, long arg, long want) {
+	pid_t p = fork();
+	if (p == 0) {
+		long r = syscall(nr, arg);
+		_exit(r == want ? 0 : 1);
+	}
+	int st = 0;
+	waitpid(p, &st, 0);
+	return st;
 }
 
 // c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
@@ -150,6 +198,27 @@ func CLoop(nr int, n int64, want int64) int64 {
 // number of wrong answers, or -1 if a thread could not start.
 func CThreads(nthreads int, nr int, n int64, want int64) int64 {
 	return int64(C.c_threads(C.int(nthreads), C.long(nr), C.long(n), C.long(want)))
+}
+
+// CThreadsArg runs n calls nr(i & 0xffff) in each of nthreads new pthreads,
+// expecting base + (i & 0xffff); returns the wrong answers (-1: no thread).
+func CThreadsArg(nthreads int, nr int, n int64, base int64) int64 {
+	return int64(C.c_threads_arg(C.int(nthreads), C.long(nr), C.long(n), C.long(base)))
+}
+
+// CSyscall6 calls syscall(3) with six arguments; -1 means see errno.
+func CSyscall6(nr int, a0, a1, a2, a3, a4, a5 uintptr) (int64, error) {
+	r, err := C.c_syscall6(C.long(nr), C.long(a0), C.long(a1), C.long(a2), C.long(a3), C.long(a4), C.long(a5))
+	if r == -1 {
+		return -1, err
+	}
+	return int64(r), nil
+}
+
+// CForkCall forks a C child that makes nr(arg) and exits 0 if it got want.
+// It returns the child's wait status.
+func CForkCall(nr int, arg, want int64) int {
+	return int(C.c_fork_call(C.long(nr), C.long(arg), C.long(want)))
 }
 
 // CInt80 makes an i386 system call via int 0x80 (amd64 only).
