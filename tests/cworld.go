@@ -17,6 +17,7 @@ package tests
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 
 static long c_getppid(void) { return getppid(); }
@@ -130,6 +131,48 @@ static int c_fork_call(long nr, long arg, long want) {
 	return st;
 }
 
+// c_read_file reads up to n bytes of path with open(2)/read(2) into out;
+// returns the bytes read or -errno.
+static long c_read_file(const char *path, char *out, long n) {
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) return -errno;
+	long got = 0;
+	for (;;) {
+		long r = read(fd, out + got, n - got);
+		if (r < 0) { int e = errno; close(fd); return -e; }
+		if (r == 0) break;
+		got += r;
+	}
+	close(fd);
+	return got;
+}
+
+// c_write_file creates path and writes s; returns 0 or -errno.
+static long c_write_file(const char *path, const char *s) {
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) return -errno;
+	long r = write(fd, s, strlen(s));
+	close(fd);
+	return r < 0 ? -errno : 0;
+}
+
+static long c_gethostname(char *out, long n) {
+	return gethostname(out, n) == 0 ? 0 : -errno;
+}
+
+// c_ids: getuid, geteuid, getresuid's three, getgroups' count and first.
+static void c_ids(long *out) {
+	uid_t r, e, s;
+	gid_t g[16];
+	out[0] = getuid();
+	out[1] = geteuid();
+	getresuid(&r, &e, &s);
+	out[2] = r; out[3] = e; out[4] = s;
+	out[5] = getgroups(16, g);
+	out[6] = out[5] > 0 ? g[0] : -1;
+	out[7] = getpid();
+}
+
 // c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
 static long c_int80(long nr) {
 #if defined(__x86_64__)
@@ -172,6 +215,7 @@ static uintptr_t sigsys_handler(void) {
 import "C"
 
 import (
+	"syscall"
 	"unsafe"
 )
 
@@ -221,6 +265,50 @@ func CForkCall(nr int, arg, want int64) int {
 	return int(C.c_fork_call(C.long(nr), C.long(arg), C.long(want)))
 }
 
+// CReadFile reads path with open(2) and read(2) from C.
+func CReadFile(path string) (string, error) {
+	p := C.CString(path)
+	defer C.free(unsafe.Pointer(p))
+	buf := make([]byte, 1<<16)
+	n := C.c_read_file(p, (*C.char)(unsafe.Pointer(&buf[0])), C.long(len(buf)))
+	if n < 0 {
+		return "", syscall.Errno(-n)
+	}
+	return string(buf[:n]), nil
+}
+
+// CWriteFile creates path from C and writes s.
+func CWriteFile(path, s string) error {
+	p, cs := C.CString(path), C.CString(s)
+	defer C.free(unsafe.Pointer(p))
+	defer C.free(unsafe.Pointer(cs))
+	if r := C.c_write_file(p, cs); r < 0 {
+		return syscall.Errno(-r)
+	}
+	return nil
+}
+
+// CGethostname calls gethostname(3).
+func CGethostname() (string, error) {
+	buf := make([]byte, 256)
+	if r := C.c_gethostname((*C.char)(unsafe.Pointer(&buf[0])), C.long(len(buf))); r < 0 {
+		return "", syscall.Errno(-r)
+	}
+	return C.GoString((*C.char)(unsafe.Pointer(&buf[0]))), nil
+}
+
+// CIDs returns, from C: getuid, geteuid, getresuid (3), getgroups count,
+// the first group, getpid.
+func CIDs() [8]int64 {
+	var out [8]C.long
+	C.c_ids(&out[0])
+	var r [8]int64
+	for i := range out {
+		r[i] = int64(out[i])
+	}
+	return r
+}
+
 // CInt80 makes an i386 system call via int 0x80 (amd64 only).
 func CInt80(nr int) int64 { return int64(C.c_int80(C.long(nr))) }
 
@@ -229,3 +317,5 @@ func InstallFloorHandler() bool { return C.install_floor_handler() == 0 }
 
 // SIGSYSHandler returns the address of the current SIGSYS handler.
 func SIGSYSHandler() uintptr { return uintptr(C.sigsys_handler()) }
+
+func unsafePtr[T any](s []T) unsafe.Pointer { return unsafe.Pointer(&s[0]) }
