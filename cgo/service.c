@@ -42,12 +42,19 @@ static uint64_t te_slot_free = ~(uint64_t)0;
 static uint64_t te_pending;
 static uint32_t te_req_seq; /* futex word of idle service threads */
 static uint32_t te_sleepers;
+static uint32_t te_spinner; /* 1 while a service thread spins for work: only one does */
 static int te_nservice;
 static int te_stopping;
 static long te_service_pid;
 static uintptr_t te_go_lo, te_go_hi, te_vdso_lo, te_vdso_hi;
 
 extern __thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
+
+/* Per-thread cache of the thread's id and process id. A forked child's
+ * thread inherits them, but its real tid differs: that is when the pid is
+ * read again. So the common case costs one gettid. */
+static __thread long te_tls_tid __attribute__((tls_model("initial-exec")));
+static __thread long te_tls_pid __attribute__((tls_model("initial-exec")));
 
 static inline void te_pause(void) {
 #if defined(__x86_64__)
@@ -77,11 +84,18 @@ static long te_fallback(const struct te_action *a, struct te_call *c) {
 
 long te_go(const struct te_action *a, struct te_call *c) {
 	uintptr_t ip = c->ip;
-	/* Go code (P held, or may be), the vDSO's syscall fallbacks, no service
-	 * threads, or a forked child whose service threads stayed behind. */
+	/* Go code (P held, or may be) and the vDSO's syscall fallbacks never
+	 * wait for Go; nor do calls when no service thread runs. */
 	if ((ip >= te_go_lo && ip < te_go_hi) || (ip >= te_vdso_lo && ip < te_vdso_hi) ||
-	    __atomic_load_n(&te_nservice, __ATOMIC_ACQUIRE) == 0 ||
-	    te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != te_service_pid)
+	    __atomic_load_n(&te_nservice, __ATOMIC_ACQUIRE) == 0)
+		return te_fallback(a, c);
+	/* Nor a forked child, whose service threads stayed in the parent. */
+	long tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	if (tid != te_tls_tid) {
+		te_tls_tid = tid;
+		te_tls_pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	}
+	if (te_tls_pid != te_service_pid)
 		return te_fallback(a, c);
 
 	int i;
@@ -102,11 +116,11 @@ long te_go(const struct te_action *a, struct te_call *c) {
 	s->ip = ip;
 	s->tag = c->tag;
 	s->handler = a->value;
-	s->tid = (int)te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	s->tid = (int)tid;
 	__atomic_store_n(&s->state, SLOT_WAITING, __ATOMIC_RELAXED);
 	__atomic_fetch_or(&te_pending, 1ull << i, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&te_req_seq, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&te_sleepers, __ATOMIC_SEQ_CST) > 0)
+	if (__atomic_load_n(&te_spinner, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&te_sleepers, __ATOMIC_SEQ_CST) > 0)
 		te_futex(&te_req_seq, FUTEX_WAKE, 1, 0);
 
 	for (int spin = 0; __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_ANSWERED; spin++) {
@@ -145,6 +159,14 @@ int te_service_running(void) { return __atomic_load_n(&te_nservice, __ATOMIC_ACQ
 
 uint64_t te_service_busy(void) { return ~__atomic_load_n(&te_slot_free, __ATOMIC_ACQUIRE); }
 
+void te_service_state(uint64_t *out) {
+	out[0] = __atomic_load_n(&te_pending, __ATOMIC_SEQ_CST);
+	out[1] = ~__atomic_load_n(&te_slot_free, __ATOMIC_SEQ_CST);
+	out[2] = __atomic_load_n(&te_sleepers, __ATOMIC_SEQ_CST);
+	out[3] = __atomic_load_n(&te_spinner, __ATOMIC_SEQ_CST);
+	out[4] = (uint64_t)__atomic_load_n(&te_nservice, __ATOMIC_SEQ_CST);
+}
+
 void te_service_stop(void) {
 	__atomic_store_n(&te_stopping, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&te_nservice, 0, __ATOMIC_SEQ_CST);
@@ -152,27 +174,63 @@ void te_service_stop(void) {
 	te_futex(&te_req_seq, FUTEX_WAKE, 1 << 30, 0);
 }
 
+/* Take a pending request, or -1. Producers don't wake anyone while a
+ * thread spins, so several requests can queue up behind one wake-up: a
+ * taker that leaves requests behind, with no spinner to see them, wakes
+ * the next sleeper, which does the same. */
+static int te_take(void) {
+	uint64_t p = __atomic_load_n(&te_pending, __ATOMIC_ACQUIRE);
+	while (p) {
+		int i = __builtin_ctzll(p);
+		uint64_t rest = p & ~(1ull << i);
+		if (__atomic_compare_exchange_n(&te_pending, &p, rest, 0, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
+			if (rest != 0 && __atomic_load_n(&te_spinner, __ATOMIC_SEQ_CST) == 0 &&
+			    __atomic_load_n(&te_sleepers, __ATOMIC_SEQ_CST) > 0)
+				te_futex(&te_req_seq, FUTEX_WAKE, 1, 0);
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* Wait for a request. At most one service thread spins (on a machine with
+ * few CPUs more spinners would crowd out the very threads they serve); the
+ * others sleep on a futex and are woken when no one spins. */
 int te_service_next(void) {
 	for (;;) {
-		for (int spin = 0; spin < TE_SERVICE_SPIN; spin++) {
-			uint64_t p = __atomic_load_n(&te_pending, __ATOMIC_ACQUIRE);
-			while (p) {
-				int i = __builtin_ctzll(p);
-				if (__atomic_compare_exchange_n(&te_pending, &p, p & ~(1ull << i), 0, __ATOMIC_ACQ_REL,
-								__ATOMIC_ACQUIRE))
-					return i;
+		int i = te_take();
+		if (i >= 0)
+			return i;
+		if (__atomic_load_n(&te_stopping, __ATOMIC_ACQUIRE))
+			return -1;
+		uint32_t idle = 0;
+		if (__atomic_compare_exchange_n(&te_spinner, &idle, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			for (int spin = 0; spin < TE_SERVICE_SPIN; spin++) {
+				if (__atomic_load_n(&te_pending, __ATOMIC_ACQUIRE) != 0)
+					break;
+				te_pause();
 			}
-			if (__atomic_load_n(&te_stopping, __ATOMIC_ACQUIRE))
-				return -1;
-			te_pause();
+			__atomic_store_n(&te_spinner, 0, __ATOMIC_SEQ_CST);
+			i = te_take();
+			if (i >= 0)
+				return i;
 		}
 		uint32_t seq = __atomic_load_n(&te_req_seq, __ATOMIC_SEQ_CST);
 		__atomic_fetch_add(&te_sleepers, 1, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&te_pending, __ATOMIC_SEQ_CST) == 0 && !__atomic_load_n(&te_stopping, __ATOMIC_SEQ_CST))
+		if (__atomic_load_n(&te_pending, __ATOMIC_SEQ_CST) == 0 && !__atomic_load_n(&te_stopping, __ATOMIC_SEQ_CST)) {
 			te_futex(&te_req_seq, FUTEX_WAIT, seq, 0);
+		}
 		__atomic_fetch_sub(&te_sleepers, 1, __ATOMIC_SEQ_CST);
 	}
 }
+
+int te_service_done_next(int slot, int kind, long value, const long *args) {
+	if (slot >= 0)
+		te_service_done(slot, kind, value, args);
+	return te_service_next();
+}
+
+struct te_slot_view *te_service_slot(int slot) { return (struct te_slot_view *)&te_slots[slot]; }
 
 void te_service_call(int slot, long *nr, long *args, uintptr_t *ip, unsigned *tag, int *tid, long *handler) {
 	struct te_slot *s = &te_slots[slot];

@@ -57,6 +57,22 @@ func ServiceCall(slot int) Request {
 	return r
 }
 
+// ServiceDoneNext answers slot (if slot >= 0) and waits for the next
+// request: one C call per request. It returns the next slot and its
+// request, or -1 when the service is stopping.
+func ServiceDoneNext(slot, kind int, value int64, args *[6]uint64, req *Request) int {
+	next := int(C.te_service_done_next(C.int(slot), C.int(kind), C.long(value), (*C.long)(unsafe.Pointer(args))))
+	if next < 0 {
+		return next
+	}
+	v := C.te_service_slot(C.int(next))
+	req.Nr, req.IP, req.Tag, req.TID, req.Handler = int(v.nr), uint64(v.ip), int(v.tag), int(v.tid), int(v.handler)
+	for i := range req.Args {
+		req.Args[i] = uint64(v.args[i])
+	}
+	return next
+}
+
 // Answer kinds for ServiceDone.
 const (
 	AnswerValue       = 0
@@ -79,3 +95,17 @@ func ServiceStop() { C.te_service_stop() }
 
 // ServiceRunning is the number of service threads accepting work.
 func ServiceRunning() int { return int(C.te_service_running()) }
+
+// ServiceState is a snapshot of the hand-off, for diagnostics.
+type ServiceState struct {
+	Pending, Busy     uint64 // bit masks of slots
+	Sleepers, Spinner uint64
+	Threads           uint64
+}
+
+// ReadServiceState reads the hand-off's state.
+func ReadServiceState() ServiceState {
+	var out [5]C.uint64_t
+	C.te_service_state(&out[0])
+	return ServiceState{uint64(out[0]), uint64(out[1]), uint64(out[2]), uint64(out[3]), uint64(out[4])}
+}

@@ -119,11 +119,28 @@ int te_service_next(void);
 void te_service_call(int slot, long *nr, long *args, uintptr_t *ip, unsigned *tag, int *tid, long *handler);
 /* Answer slot. kind: 0 return value, 1 passthrough with args, 2 fallback. */
 void te_service_done(int slot, int kind, long value, const long *args);
+/* Answer slot (if >= 0), then wait for the next request: one C call per
+ * request on the service thread's loop. */
+int te_service_done_next(int slot, int kind, long value, const long *args);
+
+/* The request fields of a slot, read by Go directly. */
+struct te_slot_view {
+	long nr;
+	long args[6];
+	uintptr_t ip;
+	unsigned tag;
+	int tid;
+	long handler;
+};
+struct te_slot_view *te_service_slot(int slot);
+
 /* Make te_go answer with fallbacks from now on (no service threads). */
 void te_service_stop(void);
 /* Count of service threads accepting work. */
 int te_service_running(void);
 /* Slots in use (waiting or running), for diagnostics. */
 uint64_t te_service_busy(void);
+/* pending, busy slots, sleepers, spinner, service threads */
+void te_service_state(uint64_t *out);
 
 #endif

@@ -2,19 +2,17 @@ package sigsys
 
 import (
 	"bufio"
-	"debug/elf"
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 )
 
-// goTextProbe exists so its address can be found both at run time and in
-// the symbol table: the difference is the executable's load bias (PIE).
+// goTextProbe is a Go function whose address anchors the search for the
+// Go text.
 func goTextProbe() {}
-
-const goTextProbeSym = "github.com/trapemu/trapemu/sigsys.goTextProbe"
 
 // Range is an address range [Lo, Hi).
 type Range struct{ Lo, Hi uintptr }
@@ -22,38 +20,45 @@ type Range struct{ Lo, Hi uintptr }
 // Contains reports whether a is in r.
 func (r Range) Contains(a uintptr) bool { return a >= r.Lo && a < r.Hi }
 
-// GoText finds the Go code of this executable: [runtime.text,
-// runtime.etext) from its symbol table. Without symbols (a stripped
-// binary) it returns the executable's whole text mapping: C code linked
-// into the binary then counts as Go code, which only means its calls get
-// the fallback (safe, never a deadlock).
+// GoText finds the Go code of this executable: the range of program
+// counters the runtime itself knows as Go functions ([minpc, maxpc) of the
+// module, which runtime.FuncForPC answers for), found by binary search
+// around a known Go function. It needs no symbol table, so stripped
+// binaries (go run, go test) work. C code linked into the binary lies
+// outside it with external linking (cgo's default); were some inside, its
+// calls would only get the fallback.
 func GoText() (Range, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return Range{}, err
+	probe := reflect.ValueOf(goTextProbe).Pointer()
+	isGo := func(pc uintptr) bool { return runtime.FuncForPC(pc) != nil }
+	if !isGo(probe) {
+		exe, err := os.Executable()
+		if err != nil {
+			return Range{}, err
+		}
+		return mappedText(exe)
 	}
-	f, err := elf.Open("/proc/self/exe")
-	if err == nil {
-		defer f.Close()
-		if syms, err := f.Symbols(); err == nil {
-			var text, etext, probe uint64
-			for _, s := range syms {
-				switch s.Name {
-				case "runtime.text":
-					text = s.Value
-				case "runtime.etext":
-					etext = s.Value
-				case goTextProbeSym:
-					probe = s.Value
-				}
-			}
-			if text != 0 && etext > text && probe != 0 {
-				bias := uint64(reflect.ValueOf(goTextProbe).Pointer()) - probe
-				return Range{uintptr(text + bias), uintptr(etext + bias)}, nil
-			}
+	// Lowest pc with isGo: in [0, probe].
+	lo, hi := uintptr(0), probe
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if isGo(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return mappedText(exe)
+	start := lo
+	// First pc past the Go text: in (probe, 1<<47].
+	lo, hi = probe+1, uintptr(1)<<47
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if isGo(mid) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return Range{start, lo}, nil
 }
 
 // mappedText spans every executable mapping of path.

@@ -121,16 +121,18 @@ func (w *worker) serve(ready chan<- struct{}) {
 	cgo.ServiceEnter()
 	close(ready)
 	a := arch.Native()
+	var req cgo.Request
+	var args [6]uint64
+	slot, kind, value := -1, 0, int64(0)
 	for {
-		slot := cgo.ServiceNext()
+		slot = cgo.ServiceDoneNext(slot, kind, value, &args, &req)
 		if slot < 0 {
 			return
 		}
-		req := cgo.ServiceCall(slot)
 		c := &w.call
 		*c = Call{Nr: req.Nr, Name: a.SyscallName(req.Nr), Arch: a, Args: req.Args, CallAddr: req.IP, Tag: uint16(req.Tag), TID: req.TID}
 		res := w.run(c, req.Handler)
-		kind, args := cgo.AnswerValue, req.Args
+		kind, value, args = cgo.AnswerValue, res.value, req.Args
 		switch res.kind {
 		case resultPassthrough:
 			kind = cgo.AnswerPassthrough
@@ -140,7 +142,6 @@ func (w *worker) serve(ready chan<- struct{}) {
 		case resultFallback:
 			kind = cgo.AnswerFallback
 		}
-		cgo.ServiceDone(slot, kind, res.value, args)
 	}
 }
 

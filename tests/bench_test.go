@@ -12,6 +12,7 @@ import (
 
 	"github.com/trapemu/trapemu/emulate"
 	"github.com/trapemu/trapemu/internal/childtest"
+	"github.com/trapemu/trapemu/sigsys"
 	"github.com/trapemu/trapemu/trap"
 )
 
@@ -44,6 +45,20 @@ var benchVariants = map[string]func() (want int64, err error){
 	"Errno": func() (int64, error) {
 		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Errno(unix.EACCES)))
 		return -int64(unix.EACCES), err
+	},
+	"GoHandler": func() (int64, error) {
+		p := trap.NewPolicy().Trap("getppid", emulate.Func(func(*sigsys.Call) sigsys.Result {
+			return sigsys.Return(fakePPID)
+		}, emulate.Return(-1))) // a fallback answer would show as wrong
+		_, err := trap.Install(p)
+		return fakePPID, err
+	},
+	"RedirectPath": func() (int64, error) {
+		// getppid takes no path: the action declines and the call is made
+		// for real; the cost of a path action that finds nothing to do.
+		want := int64(os.Getppid())
+		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.RedirectPath("/a", "/b")))
+		return want, err
 	},
 	"Passthrough": func() (int64, error) {
 		want := int64(os.Getppid())
@@ -90,7 +105,7 @@ func benchChild(b *testing.B, variant string, n int) float64 {
 
 // BenchmarkGetppid measures one getppid call answered each way.
 func BenchmarkGetppid(b *testing.B) {
-	for _, v := range []string{"native", "floor", "Return", "Errno", "Passthrough"} {
+	for _, v := range []string{"native", "floor", "Return", "Errno", "Passthrough", "RedirectPath", "GoHandler"} {
 		b.Run(v, func(b *testing.B) {
 			n := b.N
 			if n < 1000 {

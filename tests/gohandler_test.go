@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/trapemu/trapemu/cgo"
 	"github.com/trapemu/trapemu/emulate"
 	"github.com/trapemu/trapemu/internal/childtest"
 	"github.com/trapemu/trapemu/sigsys"
@@ -137,6 +138,9 @@ func init() {
 			select {
 			case <-release:
 			case <-time.After(10 * time.Second):
+				fmt.Fprintf(os.Stderr, "stuck: %+v\n", cgo.ReadServiceState())
+				buf := make([]byte, 1<<20)
+				os.Stderr.Write(buf[:runtime.Stack(buf, true)])
 			}
 			inside.Add(-1)
 			return sigsys.Return(int64(own))
@@ -306,7 +310,9 @@ func TestGoHandlerNoDeadlock(t *testing.T) {
 func TestGoHandlerOwnSyscallsAndConcurrency(t *testing.T) {
 	childtest.MustRun(t, "go-handler-own-syscalls-and-concurrency")
 }
-func TestGoHandlerPanicAndDeadline(t *testing.T) { childtest.MustRun(t, "go-handler-panic-and-deadline") }
-func TestGoHandlerMemory(t *testing.T)           { childtest.MustRun(t, "go-handler-memory") }
-func TestGoHandlerForkChild(t *testing.T)        { childtest.MustRun(t, "go-handler-fork-child") }
-func TestGoHandlerRefusedSyscalls(t *testing.T)  { childtest.MustRun(t, "go-handler-refused-syscalls") }
+func TestGoHandlerPanicAndDeadline(t *testing.T) {
+	childtest.MustRun(t, "go-handler-panic-and-deadline")
+}
+func TestGoHandlerMemory(t *testing.T)          { childtest.MustRun(t, "go-handler-memory") }
+func TestGoHandlerForkChild(t *testing.T)       { childtest.MustRun(t, "go-handler-fork-child") }
+func TestGoHandlerRefusedSyscalls(t *testing.T) { childtest.MustRun(t, "go-handler-refused-syscalls") }
