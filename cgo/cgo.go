@@ -28,6 +28,7 @@ const (
 	KindVirtualFile = 7
 	KindReadOnly    = 8
 	KindGroups      = 9
+	KindKill        = 10
 )
 
 // EscapeIP returns the address just after the passthrough syscall

@@ -128,6 +128,23 @@ static long te_groups(const struct te_action *a, const struct te_call *c) {
 	return n;
 }
 
+/* Die of SIGSYS, as the kernel's SECCOMP_RET_KILL_PROCESS does: default
+ * disposition, then the signal; it is blocked in here and is delivered as
+ * the handler returns. */
+static long te_kill(void) {
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} dfl = {0, 0, 0, 0};
+	te_syscall6(SYS_rt_sigaction, SIGSYS, (long)&dfl, 0, 8, 0, 0);
+	long pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	long tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	te_syscall6(SYS_tgkill, pid, tid, SIGSYS, 0, 0, 0);
+	return -ENOSYS;
+}
+
 static long te_run_one(const struct te_action *a, struct te_call *c) {
 	switch (a->kind) {
 	case TE_KIND_RETURN:
@@ -153,6 +170,8 @@ static long te_run_one(const struct te_action *a, struct te_call *c) {
 		return te_readonly(a, c);
 	case TE_KIND_GROUPS:
 		return te_groups(a, c);
+	case TE_KIND_KILL:
+		return te_kill();
 	}
 	return -ENOSYS;
 }

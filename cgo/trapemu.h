@@ -20,6 +20,7 @@ enum {
 	TE_KIND_VFILE = 7,       /* open of path (data) yields a memfd holding data2 */
 	TE_KIND_READONLY = 8,    /* writes under prefix (data) fail with EROFS */
 	TE_KIND_GROUPS = 9,      /* getgroups(2) answering the gid_t list in data */
+	TE_KIND_KILL = 10,       /* kill the process with SIGSYS, as RET_KILL_PROCESS */
 };
 
 #define TE_MAX_OUTS 3

@@ -39,6 +39,11 @@ func Errno(e syscall.Errno) trap.Action { return spec{Kind: trap.KindErrno, Valu
 // syscall instruction, and returns the kernel's answer.
 func Passthrough() trap.Action { return spec{Kind: trap.KindPassthrough} }
 
+// Kill makes the process die of SIGSYS, as the kernel's kill-process
+// verdict would. Prefer Policy.Kill, decided by the kernel itself; Kill is
+// for where an action is needed: a Func's fallback, the end of a chain.
+func Kill() trap.Action { return spec{Kind: trap.KindKill} }
+
 // Buffer is one write of CopyOut: Data goes to the address in argument Arg.
 type Buffer struct {
 	Arg  int

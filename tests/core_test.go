@@ -19,6 +19,7 @@ import (
 	"github.com/trapemu/trapemu/cgo"
 	"github.com/trapemu/trapemu/emulate"
 	"github.com/trapemu/trapemu/internal/childtest"
+	"github.com/trapemu/trapemu/sigsys"
 	"github.com/trapemu/trapemu/trap"
 )
 
@@ -531,6 +532,21 @@ func expectSIGSYSDeath(t *testing.T, name string) {
 }
 
 func TestKillRule(t *testing.T) { expectSIGSYSDeath(t, "kill-rule") }
+
+func TestKillAction(t *testing.T) { expectSIGSYSDeath(t, "kill-action") }
+
+func init() {
+	childtest.Register("kill-action", func() error {
+		p := trap.NewPolicy().Trap("getppid", emulate.Func(func(*sigsys.Call) sigsys.Result {
+			return sigsys.Return(1)
+		}, emulate.Kill()))
+		if _, err := install(p); err != nil {
+			return err
+		}
+		syscall.Getppid() // Go code: the fallback answers, and kills
+		return fmt.Errorf("still alive after the Kill fallback")
+	})
+}
 
 func TestForeignArchKilledByDefault(t *testing.T) {
 	if runtime.GOARCH != "amd64" {

@@ -36,6 +36,9 @@ const (
 	KindReadOnly ActionKind = cgo.KindReadOnly
 	// KindGroups answers getgroups(2) with the gid_t list in Spec.Data.
 	KindGroups ActionKind = cgo.KindGroups
+	// KindKill makes the process die of SIGSYS, as the kernel's
+	// SECCOMP_RET_KILL_PROCESS would (a Func's fallback, a chain's end).
+	KindKill ActionKind = cgo.KindKill
 )
 
 // maxData bounds the bytes an action carries.
@@ -109,6 +112,8 @@ func (s ActionSpec) name() string {
 		return fmt.Sprintf("ReadOnly(%q)", s.Data)
 	case KindGroups:
 		return fmt.Sprintf("Groups(%d)", len(s.Data)/4)
+	case KindKill:
+		return "Kill()"
 	}
 	return fmt.Sprintf("Action(kind=%d, value=%d)", s.Kind, s.Value)
 }
@@ -160,7 +165,7 @@ func (s ActionSpec) validate() error {
 		return fmt.Errorf("%w: %v carries more than %d bytes", ErrBadAction, s.name(), maxData)
 	}
 	switch s.Kind {
-	case KindReturn, KindPassthrough:
+	case KindReturn, KindPassthrough, KindKill:
 	case KindErrno:
 		if s.Value < 1 || s.Value > maxErrno {
 			return fmt.Errorf("%w: errno %d is outside 1..%d", ErrBadErrno, s.Value, maxErrno)
