@@ -26,6 +26,8 @@
 #define CTX_A3(uc) ((uc)->uc_mcontext.gregs[REG_R10])
 #define CTX_A4(uc) ((uc)->uc_mcontext.gregs[REG_R8])
 #define CTX_A5(uc) ((uc)->uc_mcontext.gregs[REG_R9])
+#define CTX_SP(uc) ((uc)->uc_mcontext.gregs[REG_RSP])
+#define CTX_FP(uc) ((uc)->uc_mcontext.gregs[REG_RBP])
 #elif defined(__aarch64__)
 #define TE_AUDIT_ARCH 0xc00000b7u
 #define CTX_NR(uc) ((uc)->uc_mcontext.regs[8])
@@ -37,6 +39,8 @@
 #define CTX_A3(uc) ((uc)->uc_mcontext.regs[3])
 #define CTX_A4(uc) ((uc)->uc_mcontext.regs[4])
 #define CTX_A5(uc) ((uc)->uc_mcontext.regs[5])
+#define CTX_SP(uc) ((uc)->uc_mcontext.sp)
+#define CTX_FP(uc) ((uc)->uc_mcontext.regs[29])
 #else
 #error "trapemu supports amd64 and arm64"
 #endif
@@ -217,6 +221,20 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 	te_count(&te_stats.traps);
 	if (__builtin_expect(te_on_service_thread, 0))
 		goto service;
+	if (__builtin_expect(__atomic_load_n(&te_trace_on, __ATOMIC_RELAXED), 0)) {
+		struct te_call tc = {
+			.nr = nr,
+			.args = {CTX_A0(uc), CTX_A1(uc), CTX_A2(uc), CTX_A3(uc), CTX_A4(uc), CTX_A5(uc)},
+			.ip = (uintptr_t)CTX_IP(uc),
+			.tag = tag,
+		};
+		uint64_t t0 = te_now();
+		long ret = te_run(a, &tc);
+		uint64_t t1 = te_now();
+		te_trace_record(&tc, ret, t0, t1, (uintptr_t)CTX_SP(uc), (uintptr_t)CTX_FP(uc));
+		CTX_RET(uc) = ret;
+		goto out;
+	}
 	/* The fast kinds first, straight from the registers. */
 	switch (a->kind) {
 	case TE_KIND_RETURN:

@@ -346,3 +346,13 @@ done:
 	te_set_put(set);
 	return ret;
 }
+
+/* For the tracer: the path arguments of syscall nr. Returns 0 if none. */
+long te_trace_path_args(long nr, int *p0, int *p1) {
+	const struct te_pathinfo *pi = te_pathinfo_of(nr);
+	if (!pi)
+		return 0;
+	*p0 = pi->path[0];
+	*p1 = pi->path[1];
+	return 1;
+}

@@ -107,6 +107,44 @@ long te_vfile(const struct te_action *a, struct te_call *c);
 long te_readonly(const struct te_action *a, struct te_call *c);
 long te_go(const struct te_action *a, struct te_call *c);
 
+/* --- tracing --- */
+
+#define TE_TRACE_FRAMES 8
+#define TE_TRACE_STR 256
+
+/* One traced call. seq is the commit mark: the ring position plus one,
+ * written last. */
+struct te_trace_rec {
+	uint64_t seq;
+	uint64_t t_start, t_end; /* CLOCK_MONOTONIC ns around the answer */
+	int64_t ret;
+	uint64_t args[6];
+	uint64_t ip;
+	uint64_t frames[TE_TRACE_FRAMES]; /* return addresses above the call site */
+	int32_t nr;
+	int32_t tid;
+	uint32_t tag;
+	uint32_t nframes;
+	uint32_t nstr;              /* strings captured (paths), NUL-separated in str */
+	uint32_t pad;
+	char str[TE_TRACE_STR];
+};
+
+/* Start recording every trapped call into a ring of size (a power of two)
+ * records allocated by the caller; frames: how many return addresses to
+ * capture (0..TE_TRACE_FRAMES). */
+void te_trace_start(struct te_trace_rec *ring, uint64_t size, int frames);
+/* Stop recording. */
+void te_trace_stop(void);
+/* Copy up to max committed records into out; returns how many. */
+int te_trace_drain(struct te_trace_rec *out, int max);
+/* Records dropped because the ring was full. */
+uint64_t te_trace_dropped(void);
+/* Fill a record for the call c answered with ret between t0 and t1. */
+void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1, uintptr_t sp, uintptr_t fp);
+uint64_t te_now(void);
+extern int te_trace_on;
+
 /* --- Go service threads --- */
 
 /* Where Go code runs: calls from these ranges hold (or may hold) a Go

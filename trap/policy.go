@@ -115,6 +115,56 @@ func (p *Policy) Kill(name string, conds ...Cond) *Policy {
 	return p
 }
 
+// NeverTraced lists the syscalls TraceAll leaves alone, with the reason:
+// the unsafe ones, and those whose trap would break a program the process
+// starts.
+func NeverTraced() map[string]string {
+	out := UnsafeSyscalls()
+	for k, v := range notTraced {
+		out[k] = v
+	}
+	return out
+}
+
+var notTraced = map[string]string{
+	"execve":   "the new program inherits the filter but not the handler: its loader would die at its first trapped call",
+	"execveat": "the new program inherits the filter but not the handler: its loader would die at its first trapped call",
+}
+
+// VDSOCalls lists the calls the vDSO serves in user space: they never
+// reach seccomp, so nothing can trap or trace them.
+func VDSOCalls() map[string]string {
+	const why = "served by the vDSO in user space: never reaches seccomp"
+	return map[string]string{"clock_gettime": why, "gettimeofday": why, "time": why, "getcpu": why,
+		"clock_getres": why, "getrandom (Go 1.26 and glibc 2.41+ vDSO)": why}
+}
+
+// TraceAll traps, with Passthrough, every syscall of the architecture that
+// no rule names yet and that can be trapped safely (NeverTraced lists the
+// others): with a tracer started (package sigsys/trace), every call the
+// process makes is recorded. Calls served by the vDSO never reach seccomp.
+func (p *Policy) TraceAll() *Policy {
+	named := map[string]bool{}
+	for _, r := range p.rules {
+		named[r.Syscall] = true
+	}
+	never := NeverTraced()
+	for _, name := range p.arch.Syscalls() {
+		if _, skip := never[name]; skip || named[name] {
+			continue
+		}
+		if _, unsafe := unsafeSyscalls[name]; unsafe && !p.allowUnsafe[name] {
+			continue
+		}
+		p.Trap(name, passthroughAction{})
+	}
+	return p
+}
+
+type passthroughAction struct{}
+
+func (passthroughAction) Spec() ActionSpec { return ActionSpec{Kind: KindPassthrough} }
+
 // GoHandlers configures the service threads that run Go handlers
 // (emulate.Func): how many run at once, the deadline after which a running
 // handler is logged with its stack, the logger.
