@@ -173,6 +173,20 @@ static void c_ids(long *out) {
 	out[7] = getpid();
 }
 
+static void user_sigsys(int sig) { (void)sig; }
+
+// c_set_sigsys installs a SIGSYS handler of the program's own; returns
+// sigaction's result, then whether the handler in place afterwards is ours.
+static int c_set_sigsys(int *kept) {
+	struct sigaction sa, cur;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = user_sigsys;
+	int r = sigaction(SIGSYS, &sa, 0);
+	sigaction(SIGSYS, 0, &cur);
+	*kept = cur.sa_handler != user_sigsys;
+	return r;
+}
+
 // c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
 static long c_int80(long nr) {
 #if defined(__x86_64__)
@@ -307,6 +321,14 @@ func CIDs() [8]int64 {
 		r[i] = int64(out[i])
 	}
 	return r
+}
+
+// CSetSIGSYS installs a SIGSYS handler from C; it returns sigaction's
+// result and whether trapemu's handler is still in place afterwards.
+func CSetSIGSYS() (int, bool) {
+	var kept C.int
+	r := C.c_set_sigsys(&kept)
+	return int(r), kept != 0
 }
 
 // CInt80 makes an i386 system call via int 0x80 (amd64 only).

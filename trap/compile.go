@@ -157,6 +157,8 @@ func (c *compiler) verdict(r resolved) uint32 {
 		return retErrno | uint32(r.Errno)
 	case RuleKill:
 		return retKillProcess
+	case ruleGuard:
+		return retErrno // errno 0: success, nothing done
 	}
 	return retTrap | uint32(c.tags[r.index])
 }
@@ -260,18 +262,19 @@ func (c *compiler) branchKey(rules []resolved) string {
 	return b.String()
 }
 
-// ordered returns kernel-decided rules first, then trap rules, each in
-// policy order.
+// ordered returns kernel-decided rules first, then the guard, then trap
+// rules, each in policy order.
 func (c *compiler) ordered(rules []resolved) []resolved {
 	out := make([]resolved, 0, len(rules))
-	for _, r := range rules {
-		if r.Kind != RuleTrap {
-			out = append(out, r)
-		}
-	}
-	for _, r := range rules {
-		if r.Kind == RuleTrap {
-			out = append(out, r)
+	for _, stage := range []func(RuleKind) bool{
+		kernelDecided,
+		func(k RuleKind) bool { return k == ruleGuard },
+		func(k RuleKind) bool { return k == RuleTrap },
+	} {
+		for _, r := range rules {
+			if stage(r.Kind) {
+				out = append(out, r)
+			}
 		}
 	}
 	return out
@@ -283,7 +286,7 @@ func (c *compiler) branch(rules []resolved) {
 	a := &c.asm
 	escaped := false
 	for _, r := range c.ordered(rules) {
-		if r.Kind == RuleTrap && !escaped {
+		if !kernelDecided(r.Kind) && !escaped {
 			escaped = true
 			notEscape, hiCheck, pass := a.newLabel(), a.newLabel(), a.newLabel()
 			a.ld(offIPLo)
@@ -429,7 +432,7 @@ func (p *Policy) evaluator(opts CompileOptions) (func(SeccompData) uint32, error
 		}
 		escaped := false
 		for _, r := range bySyscall[nr] {
-			if r.Kind == RuleTrap && !escaped {
+			if !kernelDecided(r.Kind) && !escaped {
 				escaped = true
 				if d.IP == opts.EscapeIP {
 					return retAllow

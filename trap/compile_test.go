@@ -271,6 +271,8 @@ func TestUntrappedSyscallsStayConstant(t *testing.T) {
 		nr, _ := p.arch.SyscallNumber(r.Syscall)
 		ruled[nr] = true
 	}
+	guardNr, _ := p.arch.SyscallNumber("rt_sigaction") // the SIGSYS guard's branch
+	ruled[guardNr] = true
 	for _, name := range arch.AMD64.Syscalls() {
 		nr, _ := arch.AMD64.SyscallNumber(name)
 		act, ok := constAction(prog.Instructions, uint32(nr), arch.AMD64.AuditArch)
@@ -548,5 +550,49 @@ func BenchmarkCompile400Rules(b *testing.B) {
 		if _, err := p.Compile(CompileOptions{EscapeIP: testEscape}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSIGSYSGuard(t *testing.T) {
+	a := arch.AMD64
+	nr, _ := a.SyscallNumber("rt_sigaction")
+	eval := func(p *Policy, sig, act, ip uint64) uint32 {
+		prog, err := p.Compile(CompileOptions{EscapeIP: testEscape})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := SeccompData{Nr: int32(nr), Arch: a.AuditArch, IP: ip, Args: [6]uint64{sig, act}}
+		got := runVM(t, prog.Instructions, d)
+		if want, _ := p.Evaluate(d, CompileOptions{EscapeIP: testEscape}); got != want {
+			t.Fatalf("program %#x, reference %#x", got, want)
+		}
+		return got
+	}
+	p := NewPolicyFor(a).Trap("getppid", ret(1))
+	cases := []struct {
+		sig, act, ip uint64
+		want         uint32
+	}{
+		{31, 0x1000, 0x401000, retErrno},         // set SIGSYS: succeeds, does nothing
+		{31 | 1<<32, 0x1000, 0x401000, retErrno}, // the kernel reads an int
+		{31, 0, 0x401000, retAllow},              // query: real
+		{2, 0x1000, 0x401000, retAllow},          // SIGINT: real
+		{31, 0x1000, testEscape, retAllow},       // the runtime's own
+	}
+	for _, c := range cases {
+		if got := eval(p, c.sig, c.act, c.ip); got != c.want {
+			t.Errorf("rt_sigaction(%d, %#x) from %#x: %#x, want %#x", c.sig, c.act, c.ip, got, c.want)
+		}
+	}
+	if got := eval(NewPolicyFor(a).AllowSIGSYSChanges().Trap("getppid", ret(1)), 31, 0x1000, 0x401000); got != retAllow {
+		t.Errorf("AllowSIGSYSChanges: %#x", got)
+	}
+	// A user's own rt_sigaction rules come after the guard.
+	p = NewPolicyFor(a).Trap("rt_sigaction", pass())
+	if got := eval(p, 31, 0x1000, 0x401000); got != retErrno {
+		t.Errorf("guard must come first: %#x", got)
+	}
+	if got := eval(p, 2, 0x1000, 0x401000); got != retTrap|1 {
+		t.Errorf("user's rule: %#x", got)
 	}
 }

@@ -24,7 +24,13 @@ const (
 	RuleDeny
 	// RuleKill rules kill the process (SECCOMP_RET_KILL_PROCESS).
 	RuleKill
+	// ruleGuard is the runtime's own SIGSYS guard (see
+	// Policy.AllowSIGSYSChanges): decided after the escape check, first.
+	ruleGuard
 )
+
+// kernelDecided reports whether rules of kind k come before the escape check.
+func kernelDecided(k RuleKind) bool { return k == RuleDeny || k == RuleKill }
 
 // Rule is one line of a policy.
 type Rule struct {
@@ -73,6 +79,7 @@ func specOf(a Action) ActionSpec {
 // written, the first whose conditions hold wins; otherwise the call is
 // allowed.
 type Policy struct {
+	sigsysOpen  bool
 	service     sigsys.ServiceOptions
 	arch        *arch.Info
 	rules       []Rule
@@ -170,6 +177,21 @@ func (passthroughAction) Spec() ActionSpec { return ActionSpec{Kind: KindPassthr
 // handler is logged with its stack, the logger.
 func (p *Policy) GoHandlers(o sigsys.ServiceOptions) *Policy {
 	p.service = o
+	return p
+}
+
+// AllowSIGSYSChanges lifts the SIGSYS guard. By default the filter makes
+// every attempt to change SIGSYS's disposition (rt_sigaction(SIGSYS, act)
+// with act set), other than the runtime's own, succeed without doing
+// anything: the kernel answers it (RET_ERRNO with errno 0), with no signal,
+// so it works even where SIGSYS is blocked. That keeps the handler in
+// place where code would otherwise reset it — Go's os/exec child and
+// posix_spawn's child reset every handler before execve, and a library may
+// install its own — and a trapped call there would kill the process.
+// Code that sets a SIGSYS handler sees success; its handler never runs,
+// and asking for the disposition shows trapemu's.
+func (p *Policy) AllowSIGSYSChanges() *Policy {
+	p.sigsysOpen = true
 	return p
 }
 
@@ -335,6 +357,12 @@ func (p *Policy) resolve() ([]resolved, error) {
 		return nil, errors.Join(errs...)
 	}
 	buildChains(out)
+	if !p.sigsysOpen {
+		if nr, ok := p.arch.SyscallNumber("rt_sigaction"); ok {
+			out = append(out, resolved{Rule: Rule{Kind: ruleGuard, Syscall: "rt_sigaction",
+				Conds: []Cond{Arg32(0).Eq(31), Arg(1).Ne(0)}}, nr: nr}) // SIGSYS is 31 on amd64 and arm64
+		}
+	}
 	return out, nil
 }
 
