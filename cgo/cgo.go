@@ -29,6 +29,7 @@ const (
 	KindReadOnly    = 8
 	KindGroups      = 9
 	KindKill        = 10
+	KindExec        = 11
 )
 
 // EscapeIP returns the address just after the passthrough syscall
@@ -43,6 +44,13 @@ func InstallHandler() error {
 	}
 	return nil
 }
+
+// UnmaskSIGSYSInHandlers removes SIGSYS from the sa_mask of every other
+// installed signal handler (Go's runtime installs its own with every
+// signal masked), so that a trapped syscall made inside a signal handler
+// is answered instead of killing the process. It returns how many
+// handlers it changed.
+func UnmaskSIGSYSInHandlers() int { return int(C.te_unmask_sigsys_in_handlers()) }
 
 // RestoreHandler puts back the SIGSYS disposition InstallHandler replaced.
 func RestoreHandler() error {

@@ -71,6 +71,10 @@ void te_publish(unsigned tag, struct te_action *a) {
 }
 
 long te_pass(const struct te_call *c) {
+	/* Making an execve "for real" means through the spawner, when there is
+	 * one: the new program must not inherit the filter. */
+	if ((c->nr == SYS_execve || c->nr == SYS_execveat) && te_exec_ready())
+		return te_exec(0, (struct te_call *)c);
 	return te_syscall6(c->nr, c->args[0], c->args[1], c->args[2], c->args[3], c->args[4], c->args[5]);
 }
 
@@ -176,6 +180,8 @@ static long te_run_one(const struct te_action *a, struct te_call *c) {
 		return te_groups(a, c);
 	case TE_KIND_KILL:
 		return te_kill();
+	case TE_KIND_EXEC:
+		return te_exec(a, c);
 	}
 	return -ENOSYS;
 }
@@ -227,6 +233,7 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 			.args = {CTX_A0(uc), CTX_A1(uc), CTX_A2(uc), CTX_A3(uc), CTX_A4(uc), CTX_A5(uc)},
 			.ip = (uintptr_t)CTX_IP(uc),
 			.tag = tag,
+			.uc = uc,
 		};
 		uint64_t t0 = te_now();
 		long ret = te_run(a, &tc);
@@ -249,6 +256,7 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 		.args = {CTX_A0(uc), CTX_A1(uc), CTX_A2(uc), CTX_A3(uc), CTX_A4(uc), CTX_A5(uc)},
 		.ip = (uintptr_t)CTX_IP(uc),
 		.tag = tag,
+		.uc = uc,
 	};
 	CTX_RET(uc) = te_run(a, &c);
 	goto out;
@@ -284,6 +292,33 @@ int te_install_handler(void) {
 	pthread_sigmask(SIG_UNBLOCK, &unblock, 0);
 	te_active = 1;
 	return 0;
+}
+
+/* Let SIGSYS through every other handler: Go's runtime installs its
+ * handlers with every signal in sa_mask, and a syscall its handler makes
+ * (tgkill to re-raise a fatal signal, write for a crash report, exit_group)
+ * would otherwise kill the process with SIGSYS if trapped. Returns the
+ * number of handlers changed. */
+int te_unmask_sigsys_in_handlers(void) {
+	struct {
+		unsigned long handler, flags, restorer;
+		uint64_t mask;
+	} sa;
+	int changed = 0;
+	for (int sig = 1; sig <= 64; sig++) {
+		if (sig == SIGSYS || sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (te_syscall6(SYS_rt_sigaction, sig, 0, (long)&sa, 8, 0, 0) != 0)
+			continue;
+		if (sa.handler == (unsigned long)SIG_DFL || sa.handler == (unsigned long)SIG_IGN)
+			continue;
+		if (!(sa.mask & (1ull << (SIGSYS - 1))))
+			continue;
+		sa.mask &= ~(1ull << (SIGSYS - 1));
+		if (te_syscall6(SYS_rt_sigaction, sig, (long)&sa, 0, 8, 0, 0) == 0)
+			changed++;
+	}
+	return changed;
 }
 
 int te_restore_handler(void) {

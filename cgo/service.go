@@ -5,7 +5,12 @@ package cgo
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // SetPathInfo tells the handler which arguments of syscall nr are paths
 // (p0, p1, or -1), the dirfd argument each is relative to (or -1), the
@@ -109,3 +114,27 @@ func ReadServiceState() ServiceState {
 	C.te_service_state(&out[0])
 	return ServiceState{uint64(out[0]), uint64(out[1]), uint64(out[2]), uint64(out[3]), uint64(out[4])}
 }
+
+// StartSpawner starts the spawner process (it must happen before the
+// filter is loaded) and prepares the proxy image.
+func StartSpawner() error {
+	proxyFD := -1
+	if img, err := ProxyImage(EscapeIP()); err == nil {
+		fd, err := unix.MemfdCreate("trapemu-proxy", unix.MFD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("memfd for the proxy: %w", err)
+		}
+		if _, err := unix.Write(fd, img); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("writing the proxy: %w", err)
+		}
+		proxyFD = fd
+	}
+	if r := C.te_spawner_start(C.int(proxyFD)); r != 0 {
+		return fmt.Errorf("starting the spawner: %w", unix.Errno(-r))
+	}
+	return nil
+}
+
+// SpawnerRunning reports whether trapped execs go through the spawner.
+func SpawnerRunning() bool { return C.te_exec_ready() != 0 }

@@ -21,6 +21,7 @@ enum {
 	TE_KIND_READONLY = 8,    /* writes under prefix (data) fail with EROFS */
 	TE_KIND_GROUPS = 9,      /* getgroups(2) answering the gid_t list in data */
 	TE_KIND_KILL = 10,       /* kill the process with SIGSYS, as RET_KILL_PROCESS */
+	TE_KIND_EXEC = 11,       /* execve through the spawner, then become the proxy */
 };
 
 #define TE_MAX_OUTS 3
@@ -79,6 +80,7 @@ void te_set_pathinfo(int nr, int p0, int d0, int p1, int d1, int flags, int writ
 
 int te_install_handler(void);
 int te_restore_handler(void);
+int te_unmask_sigsys_in_handlers(void);
 int te_handler_active(void);
 void te_publish(unsigned tag, struct te_action *a);
 uintptr_t te_escape_ip(void);
@@ -96,6 +98,7 @@ struct te_call {
 	long args[6];
 	uintptr_t ip;
 	unsigned tag;
+	void *uc; /* the ucontext_t of the trap */
 };
 
 long te_pass(const struct te_call *c);
@@ -106,6 +109,12 @@ long te_redirect(const struct te_action *a, struct te_call *c);
 long te_vfile(const struct te_action *a, struct te_call *c);
 long te_readonly(const struct te_action *a, struct te_call *c);
 long te_go(const struct te_action *a, struct te_call *c);
+long te_exec(const struct te_action *a, struct te_call *c);
+
+/* Start the spawner (fork twice, before the filter); proxy_fd holds the
+ * proxy image. Returns 0 or -errno. */
+int te_spawner_start(int proxy_fd);
+int te_exec_ready(void);
 
 /* --- tracing --- */
 

@@ -187,6 +187,53 @@ static int c_set_sigsys(int *kept) {
 	return r;
 }
 
+#include <spawn.h>
+extern char **environ;
+
+// c_fork_exec runs argv via fork+execve, its stdout into out; returns the
+// wait status.
+static int c_fork_exec(char *const argv[], char *out, int n) {
+	int p[2];
+	if (pipe(p) != 0) return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]); close(p[1]);
+		execve(argv[0], argv, environ);
+		_exit(126);
+	}
+	close(p[1]);
+	int got = 0, r;
+	while (got < n - 1 && (r = read(p[0], out + got, n - 1 - got)) > 0) got += r;
+	out[got] = 0;
+	close(p[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+// c_posix_spawn: the same with posix_spawn and a dup2 file action.
+static int c_posix_spawn(char *const argv[], char *out, int n) {
+	int p[2];
+	if (pipe(p) != 0) return -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_addclose(&fa, p[0]);
+	pid_t pid;
+	int e = posix_spawn(&pid, argv[0], &fa, 0, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (e != 0) { close(p[0]); return -e; }
+	int got = 0, r;
+	while (got < n - 1 && (r = read(p[0], out + got, n - 1 - got)) > 0) got += r;
+	out[got] = 0;
+	close(p[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
 // c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
 static long c_int80(long nr) {
 #if defined(__x86_64__)
@@ -329,6 +376,41 @@ func CSetSIGSYS() (int, bool) {
 	var kept C.int
 	r := C.c_set_sigsys(&kept)
 	return int(r), kept != 0
+}
+
+func cArgv(args []string) (**C.char, func()) {
+	argv := C.malloc(C.size_t(len(args)+1) * C.size_t(unsafe.Sizeof(uintptr(0))))
+	list := unsafe.Slice((**C.char)(argv), len(args)+1)
+	for i, a := range args {
+		list[i] = C.CString(a)
+	}
+	list[len(args)] = nil
+	return (**C.char)(argv), func() {
+		for _, p := range list[:len(args)] {
+			C.free(unsafe.Pointer(p))
+		}
+		C.free(argv)
+	}
+}
+
+// CForkExec runs args (args[0] a full path) with fork and execve from C,
+// returning its stdout and wait status.
+func CForkExec(args ...string) (string, int) {
+	argv, free := cArgv(args)
+	defer free()
+	buf := make([]byte, 4096)
+	st := C.c_fork_exec(argv, (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
+	return C.GoString((*C.char)(unsafe.Pointer(&buf[0]))), int(st)
+}
+
+// CPosixSpawn runs args with posix_spawn from C, returning its stdout and
+// wait status (negative: posix_spawn's error).
+func CPosixSpawn(args ...string) (string, int) {
+	argv, free := cArgv(args)
+	defer free()
+	buf := make([]byte, 4096)
+	st := C.c_posix_spawn(argv, (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
+	return C.GoString((*C.char)(unsafe.Pointer(&buf[0]))), int(st)
 }
 
 // CInt80 makes an i386 system call via int 0x80 (amd64 only).

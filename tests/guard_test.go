@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/trapemu/trapemu/cgo"
 	"github.com/trapemu/trapemu/emulate"
@@ -63,3 +66,23 @@ func TestGuardKeepsHandlerInOSExecChild(t *testing.T) {
 }
 
 func TestGuardCSigaction(t *testing.T) { childtest.MustRun(t, "guard-c-sigaction") }
+
+func init() {
+	// Go's handlers mask every signal; their own syscalls (the crash
+	// report's writes, re-raising, exit_group) are trapped under TraceAll.
+	// Install unmasks SIGSYS in them, so a Go crash stays a Go crash.
+	childtest.Register("crash-in-go-handler", func() error {
+		if _, err := install(trap.NewPolicy().TraceAll()); err != nil {
+			return err
+		}
+		unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGABRT)
+		select {}
+	})
+}
+
+func TestCrashInGoHandlerStaysGoCrash(t *testing.T) {
+	r := childtest.Run(t, "crash-in-go-handler", 60e9)
+	if r.Signal == syscall.SIGSYS || !strings.Contains(r.Stderr, "SIGABRT: abort") || r.ExitCode != 2 {
+		t.Fatalf("want Go's SIGABRT crash (exit 2), got\n%v", r)
+	}
+}

@@ -131,7 +131,7 @@ func counters(nrules int, rules []resolved, tags map[int]int) ([]Counter, []int)
 		ruleCounter[i] = -1
 	}
 	for _, r := range rules {
-		if r.Kind == RuleTrap {
+		if r.Kind == RuleTrap && r.index >= 1 && r.index <= nrules {
 			head := r.index
 			if r.chainedTo != 0 {
 				head = r.chainedTo

@@ -83,6 +83,13 @@ func Install(p *Policy) (*Runtime, error) {
 			_ = cgo.RestoreHandler()
 		}
 	}
+	cgo.UnmaskSIGSYSInHandlers()
+	if p.usesSpawner() && !cgo.SpawnerRunning() {
+		if err := cgo.StartSpawner(); err != nil {
+			undo()
+			return nil, fmt.Errorf("trap: %w", err)
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		undo()
 		return nil, fmt.Errorf("%w: prctl(PR_SET_NO_NEW_PRIVS): %v", ErrSeccompUnavailable, err)

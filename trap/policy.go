@@ -79,6 +79,7 @@ func specOf(a Action) ActionSpec {
 // written, the first whose conditions hold wins; otherwise the call is
 // allowed.
 type Policy struct {
+	execDirect  bool
 	sigsysOpen  bool
 	service     sigsys.ServiceOptions
 	arch        *arch.Info
@@ -133,9 +134,11 @@ func NeverTraced() map[string]string {
 	return out
 }
 
-var notTraced = map[string]string{
-	"execve":   "the new program inherits the filter but not the handler: its loader would die at its first trapped call",
-	"execveat": "the new program inherits the filter but not the handler: its loader would die at its first trapped call",
+var notTraced = map[string]string{}
+
+var execNotTraced = map[string]string{
+	"execve":   "ExecDirect: the new program inherits the filter but not the handler; its loader would die at its first trapped call",
+	"execveat": "ExecDirect: the new program inherits the filter but not the handler; its loader would die at its first trapped call",
 }
 
 // VDSOCalls lists the calls the vDSO serves in user space: they never
@@ -156,6 +159,11 @@ func (p *Policy) TraceAll() *Policy {
 		named[r.Syscall] = true
 	}
 	never := NeverTraced()
+	if p.execDirect {
+		for k, v := range execNotTraced {
+			never[k] = v
+		}
+	}
 	for _, name := range p.arch.Syscalls() {
 		if _, skip := never[name]; skip || named[name] {
 			continue
@@ -177,6 +185,22 @@ func (passthroughAction) Spec() ActionSpec { return ActionSpec{Kind: KindPassthr
 // handler is logged with its stack, the logger.
 func (p *Policy) GoHandlers(o sigsys.ServiceOptions) *Policy {
 	p.service = o
+	return p
+}
+
+// ExecDirect makes execve and execveat go straight to the kernel: the new
+// program inherits the filter, not the handler, and dies at its first
+// trapped call (its dynamic loader's calls included). Use it only when the
+// programs started make no trapped call, or for Deny/Kill-only policies.
+//
+// By default, when the policy has Trap rules, Install starts a spawner
+// process (before the filter, so it has none); a trapped execve hands path,
+// arguments, environment, the fds the program would inherit, the cwd,
+// umask, signal mask and ignored signals to it; it starts the program, in
+// the caller's process group, outside the policy; the caller then becomes
+// a small proxy that waits for the program and exits as it did.
+func (p *Policy) ExecDirect() *Policy {
+	p.execDirect = true
 	return p
 }
 
@@ -221,6 +245,19 @@ func (p *Policy) AllowUnsafe(names ...string) *Policy {
 	return p
 }
 
+// usesSpawner reports whether Install starts the exec spawner for p.
+func (p *Policy) usesSpawner() bool {
+	if p.execDirect {
+		return false
+	}
+	for _, r := range p.rules {
+		if r.Kind == RuleTrap {
+			return true
+		}
+	}
+	return false
+}
+
 // UnsafeSyscalls lists the syscalls that cannot be trapped safely, with
 // the reason for each. Deny and Kill rules on them are allowed: the kernel
 // answers those without a signal.
@@ -251,6 +288,7 @@ var unsafeSyscalls = map[string]string{
 	"vfork":           "the child would share and overwrite the parent's signal frame",
 	"exit":            reasonBlocked + " (glibc ends threads with every signal blocked)",
 	"futex":           "Go's runtime calls it with every signal blocked: in its own signal handler (waking the signal-receiving goroutine) and when a thread exits",
+	"rt_sigaction":    "Go's os/exec child and posix_spawn's child reset every signal handler with every signal blocked (changes to SIGSYS itself are answered by the kernel: see AllowSIGSYSChanges)",
 }
 
 const reasonRuntimeLibc = "Go's runtime makes it through libc while holding its scheduler slot (cgo's mmap/munmap, sigaction, malloc in thread creation): the call site looks like C code, and waiting for a Go handler there can deadlock the scheduler"
@@ -357,6 +395,18 @@ func (p *Policy) resolve() ([]resolved, error) {
 		return nil, errors.Join(errs...)
 	}
 	buildChains(out)
+	if p.usesSpawner() {
+		named := map[string]bool{}
+		for _, r := range out {
+			named[r.Syscall] = true
+		}
+		for _, name := range []string{"execve", "execveat"} {
+			if nr, ok := p.arch.SyscallNumber(name); ok && !named[name] {
+				out = append(out, resolved{Rule: Rule{Kind: RuleTrap, Syscall: name, Action: passthroughAction{}},
+					nr: nr, spec: ActionSpec{Kind: KindPassthrough}, index: len(p.rules) + 1})
+			}
+		}
+	}
 	if !p.sigsysOpen {
 		if nr, ok := p.arch.SyscallNumber("rt_sigaction"); ok {
 			out = append(out, resolved{Rule: Rule{Kind: ruleGuard, Syscall: "rt_sigaction",

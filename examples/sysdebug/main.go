@@ -71,10 +71,13 @@ func main() {
 	C.c_work()
 
 	tr.Flush()
-	fmt.Println("first calls, with their call sites:")
-	lines := strings.SplitN(first.String(), "\n", 9)
-	for _, l := range lines[:len(lines)-1] {
-		fmt.Println("  " + l)
+	fmt.Println("the first calls that named a file, with their call sites:")
+	shown := 0
+	for _, l := range strings.Split(first.String(), "\n") {
+		if strings.Contains(l, `"/`) && shown < 8 {
+			fmt.Println("  " + l)
+			shown++
+		}
 	}
 	fmt.Println()
 	tr.Stop() // prints the summary
