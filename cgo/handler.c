@@ -57,6 +57,16 @@ static int te_active;
  * handed to a Go handler again. initial-exec: allocated with the thread. */
 __thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
 
+/* Code whose syscalls are made for real, untraced, whatever the policy says:
+ * the Go runtime of trapemu's own agent when it is preloaded into a program
+ * (its calls are not the program's). */
+static uintptr_t te_quiet_lo, te_quiet_hi;
+
+void te_set_quiet_range(uintptr_t lo, uintptr_t hi) {
+	te_quiet_lo = lo;
+	te_quiet_hi = hi;
+}
+
 extern char te_escape[]; /* defined next to the syscall instruction */
 
 uintptr_t te_escape_ip(void) { return (uintptr_t)te_escape; }
@@ -225,7 +235,8 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 	}
 	te_count(te_counter_of(a, (int)nr));
 	te_count(&te_stats.traps);
-	if (__builtin_expect(te_on_service_thread, 0))
+	if (__builtin_expect(te_on_service_thread, 0) ||
+	    __builtin_expect((uintptr_t)CTX_IP(uc) - te_quiet_lo < te_quiet_hi - te_quiet_lo, 0))
 		goto service;
 	if (__builtin_expect(__atomic_load_n(&te_trace_on, __ATOMIC_RELAXED), 0)) {
 		struct te_call tc = {
@@ -236,6 +247,8 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 			.uc = uc,
 		};
 		uint64_t t0 = te_now();
+		if (nr == SYS_exit_group)
+			te_trace_wait_drained(200); /* nothing of the process is lost at exit */
 		long ret = te_run(a, &tc);
 		uint64_t t1 = te_now();
 		te_trace_record(&tc, ret, t0, t1, (uintptr_t)CTX_SP(uc), (uintptr_t)CTX_FP(uc));

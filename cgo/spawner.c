@@ -39,6 +39,7 @@ struct sp_req {
 	int32_t flags;              /* execveat flags */
 	int32_t umask;
 	int32_t pgid;
+	int32_t pid;       /* the caller */
 	uint64_t sigmask;  /* the calling thread's blocked signals */
 	uint64_t sigign;   /* signals the caller ignores */
 	uint32_t bloblen;
@@ -104,9 +105,28 @@ static void sp_child(struct sp_req *r, int *fds, int nfds, int errpipe) {
 	for (int i = 0; i < r->nargv && i < SP_MAXARGS; i++, p += strlen(p) + 1)
 		argv[i] = p;
 	argv[r->nargv < SP_MAXARGS ? r->nargv : SP_MAXARGS] = 0;
-	for (int i = 0; i < r->nenv && i < SP_MAXARGS; i++, p += strlen(p) + 1)
-		envp[i] = p;
-	envp[r->nenv < SP_MAXARGS ? r->nenv : SP_MAXARGS] = 0;
+	int traced = 0, ne = 0;
+	for (int i = 0; i < r->nenv && i < SP_MAXARGS - 1; i++, p += strlen(p) + 1) {
+		if (!strncmp(p, "TRAPEMU_EXECED_BY=", 18))
+			continue;
+		traced |= !strncmp(p, "TRAPEMU_SOCKET=", 15);
+		envp[ne++] = p;
+	}
+	/* Under trapemu trace, tell the new program whose exec it replaces. */
+	static char by[40] = "TRAPEMU_EXECED_BY=";
+	if (traced) {
+		char d[16];
+		int m = 0, v = r->pid, k = 18;
+		do {
+			d[m++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		while (m)
+			by[k++] = d[--m];
+		by[k] = 0;
+		envp[ne++] = by;
+	}
+	envp[ne] = 0;
 
 	sys(SYS_setpgid, 0, r->pgid, 0, 0, 0, 0); /* join the caller's job */
 	/* fds[0] is the reply socket, fds[1] the cwd, then the caller's fds:
@@ -453,6 +473,7 @@ long te_exec(const struct te_action *a, struct te_call *c) {
 	sys(SYS_umask, um, 0, 0, 0, 0, 0);
 	r->umask = (int32_t)um;
 	r->pgid = (int32_t)sys(SYS_getpgid, 0, 0, 0, 0, 0, 0);
+	r->pid = (int32_t)sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	r->sigmask = *(uint64_t *)&((ucontext_t *)c->uc)->uc_sigmask;
 	r->sigign = 0;
 	for (int sig = 1; sig <= 64; sig++) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include "trapemu.h"
 
@@ -16,6 +17,28 @@ static int te_ring_frames;
 static uint64_t te_ring_head __attribute__((aligned(64))); /* next position to claim */
 static uint64_t te_ring_tail __attribute__((aligned(64))); /* next position to drain */
 static uint64_t te_ring_dropped __attribute__((aligned(64)));
+static uint64_t te_ring_acked __attribute__((aligned(64))); /* records fully handled by the drainer */
+static int te_sink_fd = -1;
+static int te_owner_pid;
+static __thread long te_rec_tid __attribute__((tls_model("initial-exec")));
+static __thread long te_rec_pid __attribute__((tls_model("initial-exec")));
+extern __thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
+
+void te_trace_set_sink(int fd, int owner_pid) {
+	te_owner_pid = owner_pid;
+	__atomic_store_n(&te_sink_fd, fd, __ATOMIC_RELEASE);
+}
+
+void te_mark_quiet(void) { te_on_service_thread = 1; }
+
+void te_trace_ack(uint64_t n) { __atomic_fetch_add(&te_ring_acked, n, __ATOMIC_RELEASE); }
+
+void te_trace_wait_drained(int ms) {
+	uint64_t until = te_now() + (uint64_t)ms * 1000000ull;
+	uint64_t head = __atomic_load_n(&te_ring_head, __ATOMIC_ACQUIRE);
+	while (__atomic_load_n(&te_ring_acked, __ATOMIC_ACQUIRE) < head && te_now() < until)
+		te_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+}
 
 uint64_t te_now(void) {
 	struct timespec ts;
@@ -95,6 +118,33 @@ void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1
 	struct te_trace_rec *ring = te_ring;
 	if (!ring)
 		return;
+	/* Which process? One gettid per record; the pid is re-read only when
+	 * the tid changed (a new thread, or a forked child's). */
+	long tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	if (tid != te_rec_tid) {
+		te_rec_tid = tid;
+		te_rec_pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	}
+	int sink = __atomic_load_n(&te_sink_fd, __ATOMIC_ACQUIRE);
+	if (sink >= 0 && te_rec_pid != te_owner_pid) {
+		/* A child whose drainer stayed behind: send this record now. */
+		struct te_trace_rec one;
+		one.seq = 0;
+		one.t_start = t0;
+		one.t_end = t1;
+		one.ret = ret;
+		for (int i = 0; i < 6; i++)
+			one.args[i] = (uint64_t)c->args[i];
+		one.ip = c->ip;
+		one.nr = (int32_t)c->nr;
+		one.tid = (int32_t)tid;
+		one.pid = (int32_t)te_rec_pid;
+		one.tag = c->tag;
+		one.nframes = te_frames(one.frames, te_ring_frames, sp, fp);
+		one.nstr = te_capture_paths(c, one.str);
+		te_syscall6(SYS_sendto, sink, (long)&one, sizeof one, MSG_NOSIGNAL, 0, 0);
+		return;
+	}
 	uint64_t pos = __atomic_load_n(&te_ring_head, __ATOMIC_RELAXED);
 	for (;;) {
 		uint64_t tail = __atomic_load_n(&te_ring_tail, __ATOMIC_ACQUIRE);
@@ -113,7 +163,8 @@ void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1
 		r->args[i] = (uint64_t)c->args[i];
 	r->ip = c->ip;
 	r->nr = (int32_t)c->nr;
-	r->tid = (int32_t)te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	r->tid = (int32_t)tid;
+	r->pid = (int32_t)te_rec_pid;
 	r->tag = c->tag;
 	r->nframes = te_frames(r->frames, te_ring_frames, sp, fp);
 	r->nstr = te_capture_paths(c, r->str);

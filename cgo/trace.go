@@ -28,6 +28,7 @@ type TraceRecord struct {
 	IP         uint64
 	Frames     []uint64
 	Nr, TID    int
+	PID        int
 	Tag        int
 	// Strings are the path arguments as they were at the call.
 	Strings []string
@@ -79,8 +80,15 @@ func (d *TraceDrainer) Drain(fn func(*TraceRecord)) int {
 	n := int(C.te_trace_drain(&d.buf[0], C.int(len(d.buf))))
 	var rec TraceRecord
 	for i := 0; i < n; i++ {
-		r := &d.buf[i]
-		rec = TraceRecord{
+		d.convert(&d.buf[i], &rec)
+		fn(&rec)
+	}
+	return n
+}
+
+func (d *TraceDrainer) convert(r *C.struct_te_trace_rec, out *TraceRecord) {
+	{
+		rec := TraceRecord{
 			Start: uint64(r.t_start), End: uint64(r.t_end), Ret: int64(r.ret), IP: uint64(r.ip),
 			Nr: int(r.nr), TID: int(r.tid), Tag: int(r.tag),
 		}
@@ -104,9 +112,9 @@ func (d *TraceDrainer) Drain(fn func(*TraceRecord)) int {
 				raw = raw[end+1:]
 			}
 		}
-		fn(&rec)
+		rec.PID = int(r.pid)
+		*out = rec
 	}
-	return n
 }
 
 // Dladdr names the shared object and symbol that contain pc (from the
@@ -125,3 +133,47 @@ func Dladdr(pc uint64) (object, symbol string, symAddr uint64) {
 	}
 	return object, symbol, symAddr
 }
+
+// TraceSetSink makes records of processes other than owner (forked
+// children, whose drainer stayed in the parent) go to fd, one
+// SOCK_SEQPACKET message each, in the raw record format.
+func TraceSetSink(fd, owner int) { C.te_trace_set_sink(C.int(fd), C.int(owner)) }
+
+// MarkQuiet marks the calling OS thread quiet: its trapped syscalls are
+// made for real, neither answered by actions nor traced. The caller must
+// keep the goroutine locked to its thread.
+func MarkQuiet() { C.te_mark_quiet() }
+
+// TraceRecordSize is the size of a raw record.
+const TraceRecordSize = int(unsafe.Sizeof(C.struct_te_trace_rec{}))
+
+// TraceAck tells the handler that n more drained records were handled:
+// a thread exiting the process waits for the ring to be acknowledged.
+func TraceAck(n int) { C.te_trace_ack(C.uint64_t(n)) }
+
+// DrainRaw calls fn with the raw bytes of each record waiting in the ring.
+func (d *TraceDrainer) DrainRaw(fn func([]byte)) int {
+	n := int(C.te_trace_drain(&d.buf[0], C.int(len(d.buf))))
+	for i := 0; i < n; i++ {
+		fn(unsafe.Slice((*byte)(unsafe.Pointer(&d.buf[i])), TraceRecordSize))
+	}
+	return n
+}
+
+// DecodeTraceRecord reads a raw record (from DrainRaw or a sink fd).
+func DecodeTraceRecord(b []byte) (TraceRecord, int, error) {
+	if len(b) != TraceRecordSize {
+		return TraceRecord{}, 0, fmt.Errorf("cgo: trace record of %d bytes, want %d", len(b), TraceRecordSize)
+	}
+	var raw C.struct_te_trace_rec
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&raw)), TraceRecordSize), b)
+	d := &TraceDrainer{buf: []C.struct_te_trace_rec{raw}}
+	var out TraceRecord
+	d.convert(&d.buf[0], &out)
+	return out, int(raw.pid), nil
+}
+
+// SetQuietRange makes calls whose call site is in [lo, hi) go to the
+// kernel untraced and unanswered by actions: trapemu's own Go code when it
+// is a guest in another program.
+func SetQuietRange(lo, hi uintptr) { C.te_set_quiet_range(C.uintptr_t(lo), C.uintptr_t(hi)) }

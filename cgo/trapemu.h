@@ -135,7 +135,7 @@ struct te_trace_rec {
 	uint32_t tag;
 	uint32_t nframes;
 	uint32_t nstr;              /* strings captured (paths), NUL-separated in str */
-	uint32_t pad;
+	int32_t pid;                /* set where the record leaves the process */
 	char str[TE_TRACE_STR];
 };
 
@@ -153,6 +153,19 @@ uint64_t te_trace_dropped(void);
 void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1, uintptr_t sp, uintptr_t fp);
 uint64_t te_now(void);
 extern int te_trace_on;
+/* Records of other processes (forked children, whose drainer stayed in the
+ * parent) are sent, one message each, on fd (a SOCK_SEQPACKET socket); the
+ * owner process's go through the ring. -1: no such fd. */
+void te_trace_set_sink(int fd, int owner_pid);
+/* Wait (up to ms) until the ring is drained: before the process exits. */
+void te_trace_wait_drained(int ms);
+/* The drainer has handled n more records (sent, written). */
+void te_trace_ack(uint64_t n);
+/* Mark the calling thread quiet: its syscalls are made for real, not
+ * answered by actions nor traced (the tracer's own thread). */
+void te_mark_quiet(void);
+/* Calls from [lo, hi) are made for real and not traced. */
+void te_set_quiet_range(uintptr_t lo, uintptr_t hi);
 
 /* --- Go service threads --- */
 

@@ -21,6 +21,7 @@ type Record struct {
 	Start    time.Duration
 	Duration time.Duration
 	TID      int
+	PID      int
 	Nr       int
 	Name     string
 	Args     [6]uint64
@@ -43,6 +44,7 @@ func fromRaw(a *arch.Info, raw *cgo.TraceRecord) Record {
 		Start:    time.Duration(raw.Start),
 		Duration: time.Duration(raw.End - raw.Start),
 		TID:      raw.TID,
+		PID:      raw.PID,
 		Nr:       raw.Nr,
 		Name:     a.SyscallName(raw.Nr),
 		Args:     raw.Args,
@@ -56,3 +58,15 @@ func fromRaw(a *arch.Info, raw *cgo.TraceRecord) Record {
 	}
 	return r
 }
+
+// Decode reads a raw record, as a process traced by trapemu trace sends it.
+func Decode(b []byte) (Record, error) {
+	raw, _, err := cgo.DecodeTraceRecord(b)
+	if err != nil {
+		return Record{}, err
+	}
+	return fromRaw(arch.Native(), &raw), nil
+}
+
+// RawSize is the size of a raw record.
+const RawSize = cgo.TraceRecordSize

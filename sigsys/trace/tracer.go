@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"runtime"
 	"sync"
 	"time"
 
@@ -22,6 +23,12 @@ type Options struct {
 	Sinks []Sink
 	// Filter, when set, keeps only the records it accepts.
 	Filter func(*Record) bool
+	// Raw, when set, receives every record in the raw format (see Decode)
+	// instead of the sinks.
+	Raw func([]byte)
+	// Quiet drains on a dedicated OS thread whose own syscalls (the sinks'
+	// writes) are neither traced nor answered by actions.
+	Quiet bool
 }
 
 // Tracer drains the handler's ring into sinks.
@@ -61,6 +68,10 @@ func Start(opts Options) (*Tracer, error) {
 
 func (t *Tracer) loop() {
 	defer close(t.done)
+	if t.opts.Quiet {
+		runtime.LockOSThread() // for good: the thread stays quiet
+		cgo.MarkQuiet()
+	}
 	tick := time.NewTicker(t.opts.Interval)
 	defer tick.Stop()
 	for {
@@ -78,6 +89,16 @@ func (t *Tracer) loop() {
 func (t *Tracer) Flush() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for t.opts.Raw != nil {
+		n := t.drainer.DrainRaw(func(b []byte) {
+			t.records++
+			t.opts.Raw(b)
+		})
+		cgo.TraceAck(n)
+		if n == 0 {
+			return
+		}
+	}
 	for {
 		n := t.drainer.Drain(func(raw *cgo.TraceRecord) {
 			r := fromRaw(t.arch, raw)
@@ -89,6 +110,7 @@ func (t *Tracer) Flush() {
 				s.Write(&r)
 			}
 		})
+		cgo.TraceAck(n)
 		if n == 0 {
 			return
 		}
