@@ -247,8 +247,15 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 			.uc = uc,
 		};
 		uint64_t t0 = te_now();
-		if (nr == SYS_exit_group)
-			te_trace_wait_drained(200); /* nothing of the process is lost at exit */
+		if (nr == SYS_exit_group || nr == SYS_exit) {
+			/* No return to record: record the call first, then make sure
+			 * nothing of the process is lost before it ends. */
+			te_trace_record(&tc, 0, t0, t0, (uintptr_t)CTX_SP(uc), (uintptr_t)CTX_FP(uc));
+			if (nr == SYS_exit_group)
+				te_trace_wait_drained(200);
+			CTX_RET(uc) = te_run(a, &tc);
+			goto out;
+		}
 		long ret = te_run(a, &tc);
 		uint64_t t1 = te_now();
 		te_trace_record(&tc, ret, t0, t1, (uintptr_t)CTX_SP(uc), (uintptr_t)CTX_FP(uc));

@@ -229,6 +229,10 @@ func Call(r *Record) string {
 
 // Result formats the return value: a number, or -1 and the errno's name.
 func Result(r *Record) string {
+	switch r.Name {
+	case "exit", "exit_group":
+		return "?" // they do not return
+	}
 	if r.Errno != 0 {
 		msg := r.Errno.Error()
 		if msg != "" {

@@ -37,8 +37,20 @@ const (
 	EnvExecedBy = "TRAPEMU_EXECED_BY"
 )
 
+// MarkerPath is the path of the marker call the agent makes when its own
+// start-up is done and before it installs anything: in an strace of the
+// program, what follows it is the program's (see the command's tests).
+const MarkerPath = "/trapemu-agent-ready"
+
+// EnvMarkerOnly makes the agent only make the marker call.
+const EnvMarkerOnly = "TRAPEMU_MARKER_ONLY"
+
 // Init is called from the shared object's constructor.
 func Init() {
+	if os.Getenv(EnvMarkerOnly) != "" {
+		unix.Faccessat(unix.AT_FDCWD, MarkerPath, unix.F_OK, 0)
+		return
+	}
 	path := os.Getenv(EnvSocket)
 	if path == "" {
 		return
@@ -61,6 +73,7 @@ func Init() {
 	if text, err := sigsys.GoText(); err == nil {
 		cgo.SetQuietRange(text.Lo, text.Hi)
 	}
+	unix.Faccessat(unix.AT_FDCWD, MarkerPath, unix.F_OK, 0)
 	p, err := policy()
 	if err == nil {
 		_, err = trap.Install(p)
