@@ -261,3 +261,64 @@ func TestCountsMatchStrace(t *testing.T) {
 		})
 	}
 }
+
+func TestRunAppliesPolicyFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(`
+sets:
+  hostname: legacy-box
+rules:
+  - trap: getppid
+    action: {return: 4242}
+  - trap: openat
+    action: {virtual_file: {path: /etc/legacy.conf, content: "mode=virtual\n"}}
+  - deny: ptrace
+    errno: EPERM
+`), 0o644)
+	out, errs, code := trapemu(t, "run", "--policy", good, "--", "/bin/sh", "-c", `echo $PPID; cat /etc/legacy.conf; hostname; exit 7`)
+	if code != 7 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	// sh reads $PPID at start-up with getppid; the hostname command asks uname.
+	if out != "4242\nmode=virtual\nlegacy-box\n" {
+		t.Fatalf("output %q\nstderr %s", out, errs)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("rules:\n  - trap: getppid\n    action: {return: 1}\n  - trap: no_such_syscall\n    action: passthrough\n"), 0o644)
+	_, errs, code = trapemu(t, "run", "--policy", bad, "--", "/bin/true")
+	if code == 0 || !strings.Contains(errs, "bad.yaml:4:") || !strings.Contains(errs, `unknown syscall "no_such_syscall"`) {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	os.WriteFile(bad, []byte("rules:\n  - trap: getppid\n    action: {retrun: 1}\n"), 0o644)
+	_, errs, _ = trapemu(t, "run", "--policy", bad, "--", "/bin/true")
+	if !strings.Contains(errs, "bad.yaml:3:") || !strings.Contains(errs, `unknown action "retrun"`) {
+		t.Fatalf("stderr %q", errs)
+	}
+	os.WriteFile(bad, []byte("rules: [\n"), 0o644)
+	_, errs, _ = trapemu(t, "run", "--policy", bad, "--", "/bin/true")
+	if !strings.Contains(errs, "bad.yaml:") {
+		t.Fatalf("syntax error: stderr %q", errs)
+	}
+}
+
+func TestProfile(t *testing.T) {
+	out, errs, code := trapemu(t, "profile", "--", "/bin/ls", "/")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var p OCIProfile
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &p); err != nil {
+		t.Fatalf("profile JSON: %v\n%s", err, out)
+	}
+	if p.DefaultAction != "SCMP_ACT_ERRNO" || len(p.Syscalls) == 0 {
+		t.Fatalf("profile %+v", p)
+	}
+	all := strings.Join(append(p.Syscalls[0].Names, p.Syscalls[len(p.Syscalls)-1].Names...), " ")
+	for _, want := range []string{"getdents64", "write", "openat", "exit_group", "execve", "mmap"} {
+		if !strings.Contains(" "+all+" ", " "+want+" ") {
+			t.Errorf("profile lacks %s: %v", want, p.Syscalls)
+		}
+	}
+}
