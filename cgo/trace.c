@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include "trapemu.h"
@@ -22,6 +23,12 @@ static int te_sink_fd = -1;
 static int te_owner_pid;
 static __thread long te_rec_tid __attribute__((tls_model("initial-exec")));
 static __thread long te_rec_pid __attribute__((tls_model("initial-exec")));
+static __thread unsigned te_rec_gen __attribute__((tls_model("initial-exec")));
+/* Bumped in a fork()ed child (pthread_atfork): the thread's cached tid and
+ * pid are then stale. */
+static unsigned te_fork_gen = 1;
+
+static void te_after_fork_child(void) { te_fork_gen++; }
 extern __thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
 
 void te_trace_set_sink(int fd, int owner_pid) {
@@ -47,6 +54,7 @@ uint64_t te_now(void) {
 }
 
 void te_trace_start(struct te_trace_rec *ring, uint64_t size, int frames) {
+	pthread_atfork(0, 0, te_after_fork_child);
 	te_ring = ring;
 	te_ring_mask = size - 1;
 	te_ring_frames = frames < 0 ? 0 : frames > TE_TRACE_FRAMES ? TE_TRACE_FRAMES : frames;
@@ -118,13 +126,16 @@ void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1
 	struct te_trace_rec *ring = te_ring;
 	if (!ring)
 		return;
-	/* Which process? One gettid per record; the pid is re-read only when
-	 * the tid changed (a new thread, or a forked child's). */
-	long tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
-	if (tid != te_rec_tid) {
-		te_rec_tid = tid;
+	/* Which thread and process? Cached per thread, read again in a new
+	 * thread or after fork() (pthread_atfork). A child made by a raw clone
+	 * without CLONE_VM and without fork()'s handlers would keep the
+	 * parent's: those are not traced apart (see the README). */
+	if (__builtin_expect(te_rec_gen != te_fork_gen, 0)) {
+		te_rec_gen = te_fork_gen;
+		te_rec_tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
 		te_rec_pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	}
+	long tid = te_rec_tid;
 	int sink = __atomic_load_n(&te_sink_fd, __ATOMIC_ACQUIRE);
 	if (sink >= 0 && te_rec_pid != te_owner_pid) {
 		/* A child whose drainer stayed behind: send this record now. */

@@ -2,7 +2,10 @@ package tests
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/trapemu/trapemu/emulate"
 	"github.com/trapemu/trapemu/internal/childtest"
 	"github.com/trapemu/trapemu/sigsys"
+	"github.com/trapemu/trapemu/sigsys/trace"
 	"github.com/trapemu/trapemu/trap"
 )
 
@@ -60,6 +64,20 @@ var benchVariants = map[string]func() (want int64, err error){
 		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.RedirectPath("/a", "/b")))
 		return want, err
 	},
+	"Traced": func() (int64, error) {
+		if _, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Return(fakePPID))); err != nil {
+			return 0, err
+		}
+		_, err := trace.Start(trace.Options{RingSize: 1 << 16, Quiet: true, Sinks: []trace.Sink{trace.NewSummary(io.Discard)}})
+		return fakePPID, err
+	},
+	"UserNotify": func() (int64, error) {
+		if !InstallUserNotify() {
+			return 0, fmt.Errorf("user-notify setup failed")
+		}
+		return fakePPID, nil
+	},
+	"strace": func() (int64, error) { return int64(os.Getppid()), nil }, // run under strace -f
 	"Passthrough": func() (int64, error) {
 		want := int64(os.Getppid())
 		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Passthrough()))
@@ -89,7 +107,16 @@ func init() {
 
 // benchChild runs n calls in a child set up as variant; it returns ns/call.
 func benchChild(b *testing.B, variant string, n int) float64 {
-	r := childtest.Run(b, "bench", 10*time.Minute, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
+	var r childtest.Result
+	if variant == "strace" {
+		if _, err := exec.LookPath("strace"); err != nil {
+			b.Skip("strace is not installed")
+		}
+		r = childtest.RunWrapped(b, "bench", 10*time.Minute, []string{"strace", "-f", "-qq", "-o", os.DevNull},
+			"BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
+	} else {
+		r = childtest.Run(b, "bench", 10*time.Minute, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
+	}
 	if !r.OK() {
 		b.Fatalf("bench child %s: %v", variant, r)
 	}
@@ -105,7 +132,7 @@ func benchChild(b *testing.B, variant string, n int) float64 {
 
 // BenchmarkGetppid measures one getppid call answered each way.
 func BenchmarkGetppid(b *testing.B) {
-	for _, v := range []string{"native", "floor", "Return", "Errno", "Passthrough", "RedirectPath", "GoHandler"} {
+	for _, v := range []string{"native", "floor", "Return", "Errno", "Passthrough", "RedirectPath", "GoHandler", "Traced", "UserNotify", "strace"} {
 		b.Run(v, func(b *testing.B) {
 			n := b.N
 			if n < 1000 {
@@ -119,6 +146,93 @@ func BenchmarkGetppid(b *testing.B) {
 			b.ReportMetric(per, "ns/op")
 			if floor > 0 {
 				b.ReportMetric(per/floor, "x-floor")
+			}
+		})
+	}
+}
+
+// untrappedVariants measure a syscall no rule names (getpid) with no
+// filter, a small policy and a 300-rule one: the kernel's constant-action
+// cache should make the filter free for it.
+var untrappedVariants = map[string]func() error{
+	"nofilter": func() error { return nil },
+	// The kernel's own price for a process with any filter at all.
+	"allowall": func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		return loadRaw([]unix.SockFilter{{Code: bpfRetK, K: unix.SECCOMP_RET_ALLOW}}, unix.SECCOMP_FILTER_FLAG_TSYNC)
+	},
+	"small": func() error {
+		_, err := trap.Install(trap.NewPolicy().Trap("getppid", emulate.Return(1)))
+		return err
+	},
+	"300rules": func() error {
+		p := trap.NewPolicy()
+		n := 0
+		for _, name := range p.Arch().Syscalls() {
+			if n == 300 {
+				break
+			}
+			if _, bad := trap.UnsafeSyscalls()[name]; bad || name == "getpid" || strings.HasPrefix(name, "exec") ||
+				name == "exit_group" || name == "rt_sigaction" || name == "futex" {
+				continue
+			}
+			p.Trap(name, emulate.Passthrough(), trap.Arg(5).Eq(0xdeadbeef)) // never matches: calls pass
+			n++
+		}
+		_, err := trap.Install(p)
+		return err
+	},
+}
+
+func init() {
+	childtest.Register("bench-untrapped", func() error {
+		if err := untrappedVariants[os.Getenv("BENCH_VARIANT")](); err != nil {
+			return err
+		}
+		n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
+		want := int64(os.Getpid())
+		CLoop(unix.SYS_GETPID, n/10+1, want)
+		start := time.Now()
+		wrong := CLoop(unix.SYS_GETPID, n, want)
+		elapsed := time.Since(start)
+		if wrong != 0 {
+			return fmt.Errorf("%d wrong answers", wrong)
+		}
+		fmt.Printf("elapsed=%d\n", elapsed.Nanoseconds())
+		return nil
+	})
+}
+
+// BenchmarkUntrapped measures getpid, which no rule names, per policy.
+func BenchmarkUntrapped(b *testing.B) {
+	for _, v := range []string{"nofilter", "allowall", "small", "300rules"} {
+		b.Run(v, func(b *testing.B) {
+			n := b.N
+			if n < 1000 {
+				n = 1000
+			}
+			ns := func(variant string) float64 {
+				r := childtest.Run(b, "bench-untrapped", 10*time.Minute, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
+				if !r.OK() {
+					b.Fatalf("%v", r)
+				}
+				for _, line := range strings.Split(r.Stdout, "\n") {
+					if v, ok := strings.CutPrefix(line, "elapsed="); ok {
+						x, _ := strconv.ParseFloat(v, 64)
+						return x / float64(n)
+					}
+				}
+				return 0
+			}
+			base := 0.0
+			if v != "nofilter" {
+				base = ns("nofilter")
+			}
+			per := ns(v)
+			b.ReportMetric(per, "ns/op")
+			if base > 0 {
+				b.ReportMetric(per/base, "x-nofilter")
 			}
 		})
 	}

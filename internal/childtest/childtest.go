@@ -68,10 +68,18 @@ func (r Result) String() string {
 // gives up after timeout (a hang is a failure, not a timing assertion).
 func Run(t testing.TB, name string, timeout time.Duration, env ...string) Result {
 	t.Helper()
+	return RunWrapped(t, name, timeout, nil, env...)
+}
+
+// RunWrapped is Run with the child started under a wrapper command (such as
+// strace -f -o /dev/null).
+func RunWrapped(t testing.TB, name string, timeout time.Duration, wrapper []string, env ...string) Result {
+	t.Helper()
 	if _, ok := scenarios[name]; !ok {
 		t.Fatalf("childtest: no scenario %q", name)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	argv := append(append([]string(nil), wrapper...), os.Args[0], "-test.run=^$")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), envScenario+"="+name), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
