@@ -71,26 +71,29 @@ static void te_set_put(struct te_bufset *b) {
 	__atomic_fetch_or(&te_sets_free, 1u << i, __ATOMIC_RELEASE);
 }
 
-/* Read the caller's NUL-terminated string at src into buf (TE_PATH_MAX).
- * Returns its length, -EFAULT, or -ENAMETOOLONG. Reads page by page so a
- * string that ends just before an unmapped page is read whole. */
-static long te_read_str(char *buf, uintptr_t src) {
+/* Read the caller's NUL-terminated string at src into dst (room bytes).
+ * Returns its length, -EFAULT, or toolong when it does not fit. Reads page
+ * by page, so a string that ends just before an unmapped page is read
+ * whole. */
+long te_read_cstr(char *dst, unsigned long room, uintptr_t src, long toolong) {
 	unsigned long got = 0;
 	if (src == 0)
 		return -EFAULT;
-	while (got < TE_PATH_MAX) {
+	while (got < room) {
 		unsigned long page_left = 4096 - ((src + got) & 4095);
-		unsigned long want = TE_PATH_MAX - got < page_left ? TE_PATH_MAX - got : page_left;
-		long n = te_copy_in(buf + got, src + got, want);
+		unsigned long want = room - got < page_left ? room - got : page_left;
+		long n = te_copy_in(dst + got, src + got, want);
 		if (n < 0)
 			return -EFAULT;
-		for (long i = 0; i < n; i++)
-			if (buf[got + i] == 0)
-				return (long)(got + i);
+		char *z = memchr(dst + got, 0, (size_t)n);
+		if (z)
+			return (long)(z - dst);
 		got += (unsigned long)n;
 	}
-	return -ENAMETOOLONG;
+	return toolong;
 }
+
+static long te_read_str(char *buf, uintptr_t src) { return te_read_cstr(buf, TE_PATH_MAX, src, -ENAMETOOLONG); }
 
 static unsigned long te_strlen(const char *s) {
 	unsigned long n = 0;

@@ -17,8 +17,8 @@
 #include "trapemu.h"
 
 #define TE_NSLOTS 64
-#define TE_WAITER_SPIN 20000 /* pause loops (~µs each few) before sleeping */
-#define TE_SERVICE_SPIN 40000
+#define TE_WAITER_SPIN 4000 /* pause loops (tens of µs) before sleeping */
+#define TE_SERVICE_SPIN 10000
 
 enum { SLOT_WAITING = 0, SLOT_ANSWERED = 1, SLOT_ASLEEP = 2 };
 

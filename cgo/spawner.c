@@ -322,23 +322,7 @@ int te_spawner_start(int proxy_fd) {
 
 /* ---- the caller's side: a trapped execve ---- */
 
-static long te_str_into(char *dst, unsigned long room, uintptr_t src) {
-	unsigned long got = 0;
-	if (src == 0)
-		return -EFAULT;
-	while (got < room) {
-		unsigned long page_left = 4096 - ((src + got) & 4095);
-		unsigned long want = room - got < page_left ? room - got : page_left;
-		long n = te_copy_in(dst + got, src + got, want);
-		if (n < 0)
-			return -EFAULT;
-		char *z = memchr(dst + got, 0, (size_t)n);
-		if (z)
-			return (long)(z - dst);
-		got += (unsigned long)n;
-	}
-	return -E2BIG;
-}
+static long te_str_into(char *dst, unsigned long room, uintptr_t src) { return te_read_cstr(dst, room, src, -E2BIG); }
 
 /* Append the NULL-terminated string array at src to the blob; returns the
  * count or -errno. */

@@ -94,18 +94,22 @@ func init() {
 			return err
 		}
 		CLoop(benchNr, n/10+1, want) // warm up
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		start := time.Now()
 		wrong := CLoop(benchNr, n, want)
 		elapsed := time.Since(start)
+		runtime.ReadMemStats(&after)
 		if wrong != 0 {
 			return fmt.Errorf("%d wrong answers", wrong)
 		}
-		fmt.Printf("elapsed=%d\n", elapsed.Nanoseconds())
+		fmt.Printf("elapsed=%d\nmallocs=%d\n", elapsed.Nanoseconds(), after.Mallocs-before.Mallocs)
 		return nil
 	})
 }
 
-// benchChild runs n calls in a child set up as variant; it returns ns/call.
+// benchChild runs n calls in a child set up as variant; it returns ns/call
+// and reports the Go heap allocations per call.
 func benchChild(b *testing.B, variant string, n int) float64 {
 	var r childtest.Result
 	if variant == "strace" {
@@ -120,14 +124,21 @@ func benchChild(b *testing.B, variant string, n int) float64 {
 	if !r.OK() {
 		b.Fatalf("bench child %s: %v", variant, r)
 	}
+	ns := -1.0
 	for _, line := range strings.Split(r.Stdout, "\n") {
 		if v, ok := strings.CutPrefix(line, "elapsed="); ok {
-			ns, _ := strconv.ParseFloat(v, 64)
-			return ns / float64(n)
+			x, _ := strconv.ParseFloat(v, 64)
+			ns = x / float64(n)
+		}
+		if v, ok := strings.CutPrefix(line, "mallocs="); ok && variant != "floor" {
+			x, _ := strconv.ParseFloat(v, 64)
+			b.ReportMetric(x/float64(n), "goallocs/op") // Go heap allocations in the caller process, per trapped call
 		}
 	}
-	b.Fatalf("no elapsed= in %q", r.Stdout)
-	return 0
+	if ns < 0 {
+		b.Fatalf("no elapsed= in %q", r.Stdout)
+	}
+	return ns
 }
 
 // BenchmarkGetppid measures one getppid call answered each way.

@@ -536,6 +536,7 @@ func TestEscapeOnlyInTrapBranches(t *testing.T) {
 }
 
 func BenchmarkCompile400Rules(b *testing.B) {
+	// 400 rules: 100 syscalls with 4 conditional rules each.
 	names := arch.AMD64.Syscalls()
 	p := NewPolicyFor(arch.AMD64)
 	n := 0
@@ -544,8 +545,10 @@ func BenchmarkCompile400Rules(b *testing.B) {
 		if _, bad := unsafeSyscalls[name]; bad {
 			continue
 		}
-		p.Trap(name, ret(int64(n%7)), Arg(0).Eq(uint64(n)))
-		n++
+		for k := 0; k < 4; k++ {
+			p.Trap(name, ret(int64(n%7)), Arg32(0).Eq(uint64(k)))
+			n++
+		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

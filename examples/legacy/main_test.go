@@ -2,27 +2,17 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/trapemu/trapemu/internal/childtest"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("LEGACY_RUN_MAIN") == "1" {
-		main() // in a child: Install can't be undone
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { childtest.MainInChild(m, "LEGACY_RUN_MAIN", main) }
 
 func TestExample(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LEGACY_RUN_MAIN=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	parts := strings.SplitN(string(out), "== the library, virtualized", 2)
+	out := childtest.RunMain(t, "LEGACY_RUN_MAIN")
+	parts := strings.SplitN(out, "== the library, virtualized", 2)
 	if len(parts) != 2 {
 		t.Fatalf("output:\n%s", out)
 	}

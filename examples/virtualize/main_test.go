@@ -1,28 +1,17 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/trapemu/trapemu/internal/childtest"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("VIRTUALIZE_RUN_MAIN") == "1" {
-		main() // in a child: Install can't be undone
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { childtest.MainInChild(m, "VIRTUALIZE_RUN_MAIN", main) }
 
 func TestExample(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VIRTUALIZE_RUN_MAIN=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	after := strings.SplitN(string(out), "after Install", 2)
+	out := childtest.RunMain(t, "VIRTUALIZE_RUN_MAIN")
+	after := strings.SplitN(out, "after Install", 2)
 	if len(after) != 2 {
 		t.Fatalf("output:\n%s", out)
 	}

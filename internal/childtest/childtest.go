@@ -152,3 +152,27 @@ func Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// MainInChild is TestMain for an example program: when the test binary is
+// started with envVar=1 it runs the program's main (in a child, since
+// Install can't be undone) and exits; otherwise it runs the tests.
+func MainInChild(m *testing.M, envVar string, main func()) {
+	if os.Getenv(envVar) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// RunMain runs the example's main in a child (see MainInChild) and returns
+// its combined output.
+func RunMain(t testing.TB, envVar string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envVar+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return string(out)
+}

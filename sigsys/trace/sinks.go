@@ -12,8 +12,9 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Sink receives records. Write is called from one goroutine at a time;
-// Close once, after the last record.
+// Sink receives records. Write is called from one goroutine at a time and
+// must not keep r (the tracer reuses it: no allocation per record); Close
+// once, after the last record.
 type Sink interface {
 	Write(r *Record)
 	Close() error

@@ -40,6 +40,7 @@ type Tracer struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	records uint64
+	rec     Record // reused: sinks must not keep the pointer they get
 }
 
 var started bool
@@ -101,13 +102,13 @@ func (t *Tracer) Flush() {
 	}
 	for {
 		n := t.drainer.Drain(func(raw *cgo.TraceRecord) {
-			r := fromRaw(t.arch, raw)
-			if t.opts.Filter != nil && !t.opts.Filter(&r) {
+			t.rec = fromRaw(t.arch, raw)
+			if t.opts.Filter != nil && !t.opts.Filter(&t.rec) {
 				return
 			}
 			t.records++
 			for _, s := range t.opts.Sinks {
-				s.Write(&r)
+				s.Write(&t.rec)
 			}
 		})
 		cgo.TraceAck(n)
