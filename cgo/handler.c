@@ -251,6 +251,7 @@ void te_handler(int sig, siginfo_t *si, void *vctx) {
 			/* No return to record: record the call first, then make sure
 			 * nothing of the process is lost before it ends. */
 			te_trace_record(&tc, 0, t0, t0, (uintptr_t)CTX_SP(uc), (uintptr_t)CTX_FP(uc));
+			te_forget_self(); /* a vfork child: leave no ids to its parent */
 			if (nr == SYS_exit_group)
 				te_trace_wait_drained(200);
 			CTX_RET(uc) = te_run(a, &tc);
@@ -294,6 +295,7 @@ int te_install_handler(void) {
 	sigset_t unblock;
 	if (te_active)
 		return 0;
+	pthread_atfork(0, 0, te_after_fork_child);
 	/* glibc computes its arena limit (reading /sys/devices/system/cpu/online
 	 * with openat, read and close) the first time the ninth malloc arena is
 	 * made, which happens in the first free() of a new cgo thread, while

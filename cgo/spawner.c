@@ -502,7 +502,9 @@ long te_exec(const struct te_action *a, struct te_call *c) {
 		return got != sizeof m ? -ENOEXEC : -m.value;
 	}
 	/* Started. This process becomes the proxy: it execs the proxy image
-	 * (a vfork parent waits for exactly that), on fd 3 the reply socket. */
+	 * (a vfork parent waits for exactly that), on fd 3 the reply socket. A
+	 * vfork child shares its parent thread's TLS: leave no ids there. */
+	te_forget_self();
 	sys(SYS_dup3, rs[0], 3, 0, 0, 0, 0);
 	if (te_proxy_fd >= 0) {
 		char *pargv[] = {"trapemu-proxy", 0};

@@ -24,11 +24,25 @@ static int te_owner_pid;
 static __thread long te_rec_tid __attribute__((tls_model("initial-exec")));
 static __thread long te_rec_pid __attribute__((tls_model("initial-exec")));
 static __thread unsigned te_rec_gen __attribute__((tls_model("initial-exec")));
-/* Bumped in a fork()ed child (pthread_atfork): the thread's cached tid and
- * pid are then stale. */
+/* Bumped in a fork()ed child (pthread_atfork, registered at install): the
+ * thread's cached tid and pid are then stale. */
 static unsigned te_fork_gen = 1;
 
-static void te_after_fork_child(void) { te_fork_gen++; }
+void te_after_fork_child(void) { te_fork_gen++; }
+
+/* This thread's id and its process's, cached per thread (see te_fork_gen). */
+static inline void te_self(void) {
+	if (__builtin_expect(te_rec_gen != te_fork_gen, 0)) {
+		te_rec_gen = te_fork_gen;
+		te_rec_tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+		te_rec_pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	}
+}
+
+/* Forget this thread's cached ids. A vfork child runs on its parent
+ * thread's TLS: before it becomes another program (exec) or ends, it must
+ * not leave its own ids there for the parent. */
+void te_forget_self(void) { te_rec_gen = 0; }
 extern __thread int te_on_service_thread __attribute__((tls_model("initial-exec")));
 
 void te_trace_set_sink(int fd, int owner_pid) {
@@ -54,7 +68,6 @@ uint64_t te_now(void) {
 }
 
 void te_trace_start(struct te_trace_rec *ring, uint64_t size, int frames) {
-	pthread_atfork(0, 0, te_after_fork_child);
 	te_ring = ring;
 	te_ring_mask = size - 1;
 	te_ring_frames = frames < 0 ? 0 : frames > TE_TRACE_FRAMES ? TE_TRACE_FRAMES : frames;
@@ -130,11 +143,7 @@ void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1
 	 * thread or after fork() (pthread_atfork). A child made by a raw clone
 	 * without CLONE_VM and without fork()'s handlers would keep the
 	 * parent's: those are not traced apart (see the README). */
-	if (__builtin_expect(te_rec_gen != te_fork_gen, 0)) {
-		te_rec_gen = te_fork_gen;
-		te_rec_tid = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
-		te_rec_pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-	}
+	te_self();
 	long tid = te_rec_tid;
 	int sink = __atomic_load_n(&te_sink_fd, __ATOMIC_ACQUIRE);
 	if (sink >= 0 && te_rec_pid != te_owner_pid) {

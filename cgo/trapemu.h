@@ -106,6 +106,8 @@ long te_run(const struct te_action *a, struct te_call *c);
 long te_copy_out(uintptr_t dst, const void *src, unsigned long len);
 long te_copy_in(void *dst, uintptr_t src, unsigned long len);
 long te_read_cstr(char *dst, unsigned long room, uintptr_t src, long toolong);
+void te_after_fork_child(void);
+void te_forget_self(void);
 long te_redirect(const struct te_action *a, struct te_call *c);
 long te_vfile(const struct te_action *a, struct te_call *c);
 long te_readonly(const struct te_action *a, struct te_call *c);

@@ -248,3 +248,50 @@ func BenchmarkUntrapped(b *testing.B) {
 		})
 	}
 }
+
+func init() {
+	childtest.Register("bench-path", func() error {
+		path := "/tmp"
+		if os.Getenv("BENCH_VARIANT") == "RedirectPath" {
+			p := trap.NewPolicy().Trap("faccessat", emulate.RedirectPath("/trapemu-bench", "/tmp"))
+			if _, err := trap.Install(p); err != nil {
+				return err
+			}
+			path = "/trapemu-bench"
+		}
+		n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
+		CLoopPath(path, n/10+1, 0)
+		start := time.Now()
+		wrong := CLoopPath(path, n, 0)
+		elapsed := time.Since(start)
+		if wrong != 0 {
+			return fmt.Errorf("%d wrong answers", wrong)
+		}
+		fmt.Printf("elapsed=%d\n", elapsed.Nanoseconds())
+		return nil
+	})
+}
+
+// BenchmarkRedirectPath measures faccessat of a path RedirectPath
+// rewrites (read from the caller, rewritten, re-issued), against the
+// native call on the target path.
+func BenchmarkRedirectPath(b *testing.B) {
+	for _, v := range []string{"native", "RedirectPath"} {
+		b.Run(v, func(b *testing.B) {
+			n := b.N
+			if n < 1000 {
+				n = 1000
+			}
+			r := childtest.Run(b, "bench-path", 10*time.Minute, "BENCH_VARIANT="+v, fmt.Sprintf("BENCH_N=%d", n))
+			if !r.OK() {
+				b.Fatalf("%v", r)
+			}
+			for _, line := range strings.Split(r.Stdout, "\n") {
+				if x, ok := strings.CutPrefix(line, "elapsed="); ok {
+					ns, _ := strconv.ParseFloat(x, 64)
+					b.ReportMetric(ns/float64(n), "ns/op")
+				}
+			}
+		})
+	}
+}

@@ -44,6 +44,16 @@ static inline long raw0(long nr) {
 #endif
 }
 
+// c_loop_path makes n faccessat(AT_FDCWD, path, F_OK) calls through
+// syscall(3) and counts answers other than want.
+static long c_loop_path(const char *path, long n, long want) {
+	long wrong = 0;
+	for (long i = 0; i < n; i++)
+		if (syscall(SYS_faccessat, AT_FDCWD, path, F_OK) != want)
+			wrong++;
+	return wrong;
+}
+
 // loop makes n getppid calls and counts answers other than want.
 static long c_loop(long nr, long n, long want) {
 	long wrong = 0;
@@ -326,6 +336,14 @@ import (
 
 // CGetppid calls getppid(2) through libc.
 func CGetppid() int64 { return int64(C.c_getppid()) }
+
+// CLoopPath makes n faccessat(AT_FDCWD, path, F_OK) calls from C and
+// returns how many answers differed from want.
+func CLoopPath(path string, n, want int64) int64 {
+	p := C.CString(path)
+	defer C.free(unsafe.Pointer(p))
+	return int64(C.c_loop_path(p, C.long(n), C.long(want)))
+}
 
 // CRawSyscall calls syscall(3) with no arguments.
 func CRawSyscall(nr int) int64 { return int64(C.c_raw(C.long(nr))) }
