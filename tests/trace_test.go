@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/trapemu/trapemu/emulate"
@@ -38,11 +39,13 @@ func init() {
 		if _, err := install(p); err != nil {
 			return err
 		}
-		var text, js bytes.Buffer
+		var text, js, logged bytes.Buffer
 		sum := trace.NewSummary(&bytes.Buffer{})
 		col := &collect{}
 		sym := trace.NewSymbolizer()
-		tr, err := trace.Start(trace.Options{Frames: 4, Sinks: []trace.Sink{trace.Text(&text, sym), trace.JSON(&js, sym), sum, col}})
+		log := logrus.New()
+		log.SetOutput(&logged)
+		tr, err := trace.Start(trace.Options{Frames: 4, Sinks: []trace.Sink{trace.Text(&text, sym), trace.JSON(&js, sym), trace.Logrus(log, sym), sum, col}})
 		if err != nil {
 			return err
 		}
@@ -69,6 +72,12 @@ func init() {
 		} {
 			if !strings.Contains(out, want) {
 				return fmt.Errorf("trace lacks %q:\n%s", want, out)
+			}
+		}
+		// logrus: one entry per call, with fields.
+		for _, want := range []string{`msg="getppid() = 4242"`, "syscall=getppid", `errno=ENOENT`, `paths="[/nonexistent/trapemu]"`} {
+			if !strings.Contains(logged.String(), want) {
+				return fmt.Errorf("logrus output lacks %q:\n%s", want, logged.String())
 			}
 		}
 		// JSON lines parse, and carry the same calls.
