@@ -103,7 +103,7 @@ func (s ActionSpec) name() string {
 	case KindCopyOut:
 		return fmt.Sprintf("CopyOut(%d buffers, return %d)", s.NOuts, s.Value)
 	case KindGo:
-		return fmt.Sprintf("Func(%p, fallback %v)", s.Go, s.Fallback)
+		return fmt.Sprintf("Func(fallback %v)", s.Fallback)
 	case KindRedirect:
 		return fmt.Sprintf("RedirectPath(%q, %q)", s.Data, s.Data2)
 	case KindVirtualFile:

@@ -493,12 +493,16 @@ func (p *Policy) checkOverlaps(rules []resolved) []error {
 			s.chainDeclines = r.spec.mayDecline()
 			continue
 		}
+		if prev, ok := s.byKey[key]; ok && prev.Kind == r.Kind && prev.Errno == r.Errno && prev.spec == r.spec {
+			errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: repeats rule %d", ErrDuplicateRule, prev.index)))
+			continue
+		}
+		if u := s.uncond[1]; key == "" && cl == 1 && u != nil && s.uncond[0] == nil {
+			errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: never reached, the unconditional %s rules from rule %d %s on answer every call (only RedirectPath, VirtualFile and DenyWrites pass calls on: put them first)", ErrConflictingRule, r.Syscall, u.index, u.Rule)))
+			continue
+		}
 		if prev, ok := s.byKey[key]; ok {
-			if prev.Kind == r.Kind && prev.Errno == r.Errno && prev.spec == r.spec {
-				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: repeats rule %d", ErrDuplicateRule, prev.index)))
-			} else {
-				errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: same syscall and conditions as rule %d %s, with another action", ErrConflictingRule, prev.index, prev.Rule)))
-			}
+			errs = append(errs, p.ruleError(r.index-1, fmt.Errorf("%w: same syscall and conditions as rule %d %s, with another action", ErrConflictingRule, prev.index, prev.Rule)))
 			continue
 		}
 		s.byKey[key] = *r
