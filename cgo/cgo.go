@@ -30,6 +30,8 @@ const (
 	KindGroups      = 9
 	KindKill        = 10
 	KindExec        = 11
+	KindSigmask     = 12
+	KindSigaction   = 13
 )
 
 // EscapeIP returns the address just after the passthrough syscall
@@ -51,6 +53,18 @@ func InstallHandler() error {
 // is answered instead of killing the process. It returns how many
 // handlers it changed.
 func UnmaskSIGSYSInHandlers() int { return int(C.te_unmask_sigsys_in_handlers()) }
+
+// QuiesceLoad loads a seccomp filter (fprog points to a sock_fprog) with
+// every other thread of the process parked in a signal handler: none is
+// then inside a window with SIGSYS blocked (thread creation blocks every
+// signal for a moment), and none keeps SIGSYS blocked. It returns the
+// seccomp call's result (or -errno), and how many threads did not park
+// within ms milliseconds (they block every signal), with one's id.
+func QuiesceLoad(fprog unsafe.Pointer, flags uintptr, ms int) (r int64, unparked, tid int) {
+	var n, t C.int
+	r = int64(C.te_quiesce_load(fprog, C.ulong(flags), C.int(ms), &n, &t))
+	return r, int(n), int(t)
+}
 
 // RestoreHandler puts back the SIGSYS disposition InstallHandler replaced.
 func RestoreHandler() error {

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -163,6 +164,57 @@ static long te_kill(void) {
 	return -ENOSYS;
 }
 
+#define TE_SIGBIT(s) (1ull << ((s)-1))
+
+/* rt_sigprocmask made on the caller's mask, the one sigreturn restores
+ * (uc_sigmask), with SIGSYS never blocked: a thread that blocked SIGSYS
+ * would be killed at its next trapped call. What the caller reads back
+ * has SIGSYS unblocked. */
+static long te_sigmask(struct te_call *c) {
+	ucontext_t *uc = (ucontext_t *)c->uc;
+	uint64_t *cur = (uint64_t *)(void *)&uc->uc_sigmask;
+	uint64_t old = *cur, nw = 0;
+	if ((unsigned long)c->args[3] != 8)
+		return -EINVAL;
+	if (c->args[1]) {
+		if (te_copy_in(&nw, (uintptr_t)c->args[1], 8) != 8)
+			return -EFAULT;
+		switch ((int)c->args[0]) {
+		case SIG_BLOCK:
+			nw |= old;
+			break;
+		case SIG_UNBLOCK:
+			nw = old & ~nw;
+			break;
+		case SIG_SETMASK:
+			break;
+		default:
+			return -EINVAL;
+		}
+		nw &= ~(TE_SIGBIT(SIGKILL) | TE_SIGBIT(SIGSTOP) | TE_SIGBIT(SIGSYS));
+	}
+	if (c->args[2] && te_copy_out((uintptr_t)c->args[2], &old, 8) < 0)
+		return -EFAULT;
+	if (c->args[1])
+		*cur = nw;
+	return 0;
+}
+
+/* rt_sigaction with SIGSYS taken out of the new handler's sa_mask: a
+ * trapped call inside that handler must not find SIGSYS blocked. */
+static long te_sigaction(struct te_call *c) {
+	struct {
+		unsigned long handler, flags, restorer;
+		uint64_t mask;
+	} act;
+	if (!c->args[1] || (int)c->args[0] == SIGSYS)
+		return te_pass(c);
+	if (te_copy_in(&act, (uintptr_t)c->args[1], sizeof act) != (long)sizeof act)
+		return -EFAULT;
+	act.mask &= ~TE_SIGBIT(SIGSYS);
+	return te_syscall6(SYS_rt_sigaction, c->args[0], (long)&act, c->args[2], c->args[3], 0, 0);
+}
+
 static long te_run_one(const struct te_action *a, struct te_call *c) {
 	switch (a->kind) {
 	case TE_KIND_RETURN:
@@ -192,6 +244,10 @@ static long te_run_one(const struct te_action *a, struct te_call *c) {
 		return te_kill();
 	case TE_KIND_EXEC:
 		return te_exec(a, c);
+	case TE_KIND_SIGMASK:
+		return te_sigmask(c);
+	case TE_KIND_SIGACTION:
+		return te_sigaction(c);
 	}
 	return -ENOSYS;
 }
@@ -357,4 +413,117 @@ int te_handler_active(void) {
 	if (sigaction(SIGSYS, 0, &cur) != 0)
 		return 0;
 	return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == te_handler;
+}
+
+/* ---- loading the filter with every other thread parked ---- */
+
+#define TE_PARK_SIG 62 /* a real-time signal nothing here uses */
+#define TE_MAXTHREADS 4096
+
+static int te_park_release, te_parked;
+
+static void te_park_handler(int sig, siginfo_t *si, void *vctx) {
+	ucontext_t *uc = vctx;
+	int saved = errno;
+	(void)sig;
+	(void)si;
+	/* A thread that kept SIGSYS blocked (while taking other signals) gets
+	 * it unblocked as it leaves: after the filter, it would die of it. */
+	*(uint64_t *)(void *)&uc->uc_sigmask &= ~TE_SIGBIT(SIGSYS);
+	__atomic_fetch_add(&te_parked, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&te_park_release, __ATOMIC_ACQUIRE))
+		te_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+	__atomic_fetch_sub(&te_parked, 1, __ATOMIC_SEQ_CST);
+	errno = saved;
+}
+
+static uint64_t te_ms(void) { return te_now() / 1000000ull; }
+
+long te_quiesce_load(const void *fprog, unsigned long flags, int ms, int *unparked, int *first_unparked) {
+	static int signaled[TE_MAXTHREADS];
+	int nsig = 0;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = te_park_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	__atomic_store_n(&te_park_release, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&te_parked, 0, __ATOMIC_SEQ_CST);
+	if (sigaction(TE_PARK_SIG, &sa, &old) != 0)
+		return -errno;
+	long pid = te_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	long self = te_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	uint64_t deadline = te_ms() + (uint64_t)ms;
+	*unparked = 0;
+	*first_unparked = 0;
+	for (;;) {
+		/* Signal every thread not signaled yet (threads keep appearing). */
+		int fresh = 0;
+		long dir = te_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+		if (dir < 0)
+			break;
+		char buf[1024];
+		for (;;) {
+			long got = te_syscall6(SYS_getdents64, dir, (long)buf, sizeof buf, 0, 0, 0);
+			if (got <= 0)
+				break;
+			for (long off = 0; off < got;) {
+				struct {
+					uint64_t ino;
+					int64_t off;
+					unsigned short reclen;
+					unsigned char type;
+					char name[];
+				} *d = (void *)(buf + off);
+				off += d->reclen;
+				if (d->name[0] < '0' || d->name[0] > '9')
+					continue;
+				int tid = 0;
+				for (const char *q = d->name; *q; q++)
+					tid = tid * 10 + (*q - '0');
+				if (tid == self)
+					continue;
+				int seen = 0;
+				for (int i = 0; i < nsig && !seen; i++)
+					seen = signaled[i] == tid;
+				if (seen || nsig >= TE_MAXTHREADS)
+					continue;
+				if (te_syscall6(SYS_tgkill, pid, tid, TE_PARK_SIG, 0, 0, 0) == 0) {
+					signaled[nsig++] = tid;
+					fresh++;
+				}
+			}
+		}
+		te_syscall6(SYS_close, dir, 0, 0, 0, 0, 0);
+		/* Wait for them; a thread inside a window with every signal
+		 * blocked parks as soon as it leaves it. Threads that exited
+		 * meanwhile are not waited for. */
+		for (;;) {
+			int alive = 0;
+			for (int i = 0; i < nsig; i++)
+				if (te_syscall6(SYS_tgkill, pid, signaled[i], 0, 0, 0, 0) == 0)
+					alive++;
+			if (__atomic_load_n(&te_parked, __ATOMIC_SEQ_CST) >= alive || te_ms() >= deadline)
+				break;
+			te_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+		}
+		if (!fresh || te_ms() >= deadline)
+			break;
+	}
+	int alive = 0, last = 0;
+	for (int i = 0; i < nsig; i++)
+		if (te_syscall6(SYS_tgkill, pid, signaled[i], 0, 0, 0, 0) == 0)
+			alive++, last = signaled[i];
+	int parked = __atomic_load_n(&te_parked, __ATOMIC_SEQ_CST);
+	if (parked < alive) {
+		*unparked = alive - parked; /* they block every signal */
+		*first_unparked = last;
+	}
+	long r = te_syscall6(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, (long)flags, (long)fprog, 0, 0, 0);
+	__atomic_store_n(&te_park_release, 1, __ATOMIC_SEQ_CST);
+	uint64_t until = te_ms() + 1000;
+	while (__atomic_load_n(&te_parked, __ATOMIC_SEQ_CST) > 0 && te_ms() < until)
+		te_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+	sigaction(TE_PARK_SIG, &old, 0);
+	return r;
 }

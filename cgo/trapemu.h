@@ -22,6 +22,8 @@ enum {
 	TE_KIND_GROUPS = 9,      /* getgroups(2) answering the gid_t list in data */
 	TE_KIND_KILL = 10,       /* kill the process with SIGSYS, as RET_KILL_PROCESS */
 	TE_KIND_EXEC = 11,       /* execve through the spawner, then become the proxy */
+	TE_KIND_SIGMASK = 12,    /* rt_sigprocmask on the caller's saved mask, never blocking SIGSYS */
+	TE_KIND_SIGACTION = 13,  /* rt_sigaction with SIGSYS taken out of sa_mask */
 };
 
 #define TE_MAX_OUTS 3
@@ -80,6 +82,11 @@ void te_set_pathinfo(int nr, int p0, int d0, int p1, int d1, int flags, int writ
 
 int te_install_handler(void);
 int te_restore_handler(void);
+/* Load a filter with every other thread parked in a signal handler (so no
+ * thread is inside a window with SIGSYS blocked when the filter lands, and
+ * none keeps SIGSYS blocked). Returns seccomp's result; *unparked counts
+ * threads that did not park within ms (they block every signal). */
+long te_quiesce_load(const void *fprog, unsigned long flags, int ms, int *unparked, int *first_unparked);
 int te_unmask_sigsys_in_handlers(void);
 int te_handler_active(void);
 void te_publish(unsigned tag, struct te_action *a);

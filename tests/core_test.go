@@ -296,9 +296,9 @@ func init() {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
-		st := rt.Stats().Handler
-		if st.NotTraps != 2 || st.Traps != 0 {
-			return fmt.Errorf("handler stats %+v, want 2 ignored signals and no traps", st)
+		st := rt.Stats()
+		if st.Handler.NotTraps != 2 || st.Handler.UnknownTag != 0 || st.Handler.BadFrame != 0 || st.Rules[0].Hits != 0 {
+			return fmt.Errorf("handler stats %+v, want 2 ignored signals and no getppid answered", st)
 		}
 		return expect("getppid after", int64(syscall.Getppid()), fakePPID)
 	})

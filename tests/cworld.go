@@ -288,6 +288,38 @@ static int install_user_notify(void) {
 	return pthread_create(&t, 0, notify_loop, 0);
 }
 
+// c_block_sigsys_call blocks SIGSYS and SIGUSR1 on this thread, makes
+// syscall nr, and reports what the mask then says.
+static long c_block_sigsys_call(long nr, int *sigsys_blocked, int *usr1_blocked) {
+	sigset_t set, cur;
+	sigemptyset(&set);
+	sigaddset(&set, SIGSYS);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, 0);
+	long r = syscall(nr);
+	pthread_sigmask(SIG_BLOCK, 0, &cur);
+	*sigsys_blocked = sigismember(&cur, SIGSYS);
+	*usr1_blocked = sigismember(&cur, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, 0);
+	return r;
+}
+
+static volatile long in_handler_result;
+static void usr2_handler(int sig) { (void)sig; in_handler_result = syscall(SYS_getppid); }
+
+// c_call_in_full_mask_handler installs a SIGUSR2 handler that masks every
+// signal and makes getppid, raises it, and returns what getppid said.
+static long c_call_in_full_mask_handler(void) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = usr2_handler;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, 0);
+	in_handler_result = -1;
+	raise(SIGUSR2);
+	return in_handler_result;
+}
+
 // c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
 static long c_int80(long nr) {
 #if defined(__x86_64__)
@@ -478,6 +510,18 @@ func CPosixSpawn(args ...string) (string, int) {
 // InstallUserNotify makes getppid answered by a seccomp user-notification
 // supervisor thread (the benchmarks' baseline).
 func InstallUserNotify() bool { return C.install_user_notify() == 0 }
+
+// CBlockSIGSYSAndCall blocks SIGSYS and SIGUSR1 from C, makes syscall
+// nr, and says what the mask then shows.
+func CBlockSIGSYSAndCall(nr int) (ret int64, sigsysBlocked, usr1Blocked bool) {
+	var a, b C.int
+	r := C.c_block_sigsys_call(C.long(nr), &a, &b)
+	return int64(r), a != 0, b != 0
+}
+
+// CCallInFullMaskHandler makes getppid inside a signal handler installed
+// with every signal in sa_mask.
+func CCallInFullMaskHandler() int64 { return int64(C.c_call_in_full_mask_handler()) }
 
 // CInt80 makes an i386 system call via int 0x80 (amd64 only).
 func CInt80(nr int) int64 { return int64(C.c_int80(C.long(nr))) }

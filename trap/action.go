@@ -39,6 +39,9 @@ const (
 	// KindKill makes the process die of SIGSYS, as the kernel's
 	// SECCOMP_RET_KILL_PROCESS would (a Func's fallback, a chain's end).
 	KindKill ActionKind = cgo.KindKill
+	// kindSigmask and kindSigaction are the SIGSYS protection's own.
+	kindSigmask   ActionKind = cgo.KindSigmask
+	kindSigaction ActionKind = cgo.KindSigaction
 )
 
 // maxData bounds the bytes an action carries.
@@ -114,6 +117,10 @@ func (s ActionSpec) name() string {
 		return fmt.Sprintf("Groups(%d)", len(s.Data)/4)
 	case KindKill:
 		return "Kill()"
+	case kindSigmask:
+		return "KeepSIGSYSUnblocked()"
+	case kindSigaction:
+		return "KeepSIGSYSOutOfSaMask()"
 	}
 	return fmt.Sprintf("Action(kind=%d, value=%d)", s.Kind, s.Value)
 }
@@ -165,7 +172,7 @@ func (s ActionSpec) validate() error {
 		return fmt.Errorf("%w: %v carries more than %d bytes", ErrBadAction, s.name(), maxData)
 	}
 	switch s.Kind {
-	case KindReturn, KindPassthrough, KindKill:
+	case KindReturn, KindPassthrough, KindKill, kindSigmask, kindSigaction:
 	case KindErrno:
 		if s.Value < 1 || s.Value > maxErrno {
 			return fmt.Errorf("%w: errno %d is outside 1..%d", ErrBadErrno, s.Value, maxErrno)

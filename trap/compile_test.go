@@ -271,7 +271,7 @@ func TestUntrappedSyscallsStayConstant(t *testing.T) {
 		nr, _ := p.arch.SyscallNumber(r.Syscall)
 		ruled[nr] = true
 	}
-	for _, name := range []string{"rt_sigaction", "execve", "execveat"} { // the SIGSYS guard, the exec spawner
+	for _, name := range []string{"rt_sigaction", "rt_sigprocmask", "execve", "execveat"} { // SIGSYS protection, the exec spawner
 		nr, _ := p.arch.SyscallNumber(name)
 		ruled[nr] = true
 	}
@@ -474,7 +474,7 @@ func TestProgramTooLong(t *testing.T) {
 }
 
 func TestSharedTagsAndCounters(t *testing.T) {
-	p := NewPolicyFor(arch.AMD64).ExecDirect()
+	p := NewPolicyFor(arch.AMD64).ExecDirect().AllowSIGSYSChanges()
 	p.Trap("getppid", ret(1)).Trap("getuid", ret(1)).Trap("getgid", ret(2))
 	prog, err := p.Compile(CompileOptions{EscapeIP: testEscape, FirstTag: 10})
 	if err != nil {
@@ -574,15 +574,22 @@ func TestSIGSYSGuard(t *testing.T) {
 		return got
 	}
 	p := NewPolicyFor(a).Trap("getppid", ret(1))
+	prog, _ := p.Compile(CompileOptions{EscapeIP: testEscape})
+	var sigactionTag uint32
+	for i, spec := range prog.Actions {
+		if spec.Kind == kindSigaction {
+			sigactionTag = uint32(prog.FirstTag + i)
+		}
+	}
 	cases := []struct {
 		sig, act, ip uint64
 		want         uint32
 	}{
-		{31, 0x1000, 0x401000, retErrno},         // set SIGSYS: succeeds, does nothing
-		{31 | 1<<32, 0x1000, 0x401000, retErrno}, // the kernel reads an int
-		{31, 0, 0x401000, retAllow},              // query: real
-		{2, 0x1000, 0x401000, retAllow},          // SIGINT: real
-		{31, 0x1000, testEscape, retAllow},       // the runtime's own
+		{31, 0x1000, 0x401000, retErrno},              // set SIGSYS: succeeds, does nothing
+		{31 | 1<<32, 0x1000, 0x401000, retErrno},      // the kernel reads an int
+		{31, 0, 0x401000, retTrap | sigactionTag},     // query: passed on by the handler
+		{2, 0x1000, 0x401000, retTrap | sigactionTag}, // SIGINT: SIGSYS taken out of its sa_mask
+		{31, 0x1000, testEscape, retAllow},            // the runtime's own
 	}
 	for _, c := range cases {
 		if got := eval(p, c.sig, c.act, c.ip); got != c.want {
@@ -598,6 +605,6 @@ func TestSIGSYSGuard(t *testing.T) {
 		t.Errorf("guard must come first: %#x", got)
 	}
 	if got := eval(p, 2, 0x1000, 0x401000); got != retTrap|1 {
-		t.Errorf("user's rule: %#x", got)
+		t.Errorf("user's rule first among trap rules: %#x", got)
 	}
 }

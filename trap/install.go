@@ -6,6 +6,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/trapemu/trapemu/arch"
@@ -101,8 +102,29 @@ func Install(p *Policy) (*Runtime, error) {
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	// go-seccomp-bpf's LoadFilter ignores the syscall's return value; a
 	// TSYNC failure is a positive return (the thread that can't sync).
-	r1, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	var r1 uintptr
+	var errno unix.Errno
+	if p.protectsSIGSYS() {
+		var pin runtime.Pinner // fprog points at the filter: C may hold it
+		pin.Pin(&filter[0])
+		defer pin.Unpin()
+		// Every other thread parked while the filter lands: none is in a
+		// window with SIGSYS blocked, where its next call (now trapped
+		// rt_sigprocmask) would kill the process.
+		r, unparked, tid := cgo.QuiesceLoad(unsafe.Pointer(&fprog), unix.SECCOMP_FILTER_FLAG_TSYNC, 200)
+		if r < 0 {
+			errno = unix.Errno(-r)
+		} else {
+			r1 = uintptr(r)
+		}
+		if unparked > 0 && r >= 0 {
+			logrus.WithFields(logrus.Fields{"threads": unparked, "tid": tid}).Warn(
+				"trapemu: threads that block every signal were not parked while the filter loaded; if they block SIGSYS and make a trapped call, the kernel kills the process")
+		}
+	} else {
+		r1, _, errno = unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+			unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	}
 	runtime.KeepAlive(filter)
 	switch {
 	case errno != 0:

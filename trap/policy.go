@@ -246,10 +246,10 @@ func (p *Policy) AllowUnsafe(names ...string) *Policy {
 }
 
 // usesSpawner reports whether Install starts the exec spawner for p.
-func (p *Policy) usesSpawner() bool {
-	if p.execDirect {
-		return false
-	}
+func (p *Policy) usesSpawner() bool { return !p.execDirect && p.hasTraps() }
+
+// hasTraps reports whether p has Trap rules (and so a SIGSYS handler).
+func (p *Policy) hasTraps() bool {
 	for _, r := range p.rules {
 		if r.Kind == RuleTrap {
 			return true
@@ -257,6 +257,13 @@ func (p *Policy) usesSpawner() bool {
 	}
 	return false
 }
+
+// protectsSIGSYS reports whether Install keeps SIGSYS unblocked.
+func (p *Policy) protectsSIGSYS() bool { return !p.sigsysOpen && p.hasTraps() }
+
+type specAction ActionSpec
+
+func (s specAction) Spec() ActionSpec { return ActionSpec(s) }
 
 // UnsafeSyscalls lists the syscalls that cannot be trapped safely, with
 // the reason for each. Deny and Kill rules on them are allowed: the kernel
@@ -403,7 +410,21 @@ func (p *Policy) resolve() ([]resolved, error) {
 		for _, name := range []string{"execve", "execveat"} {
 			if nr, ok := p.arch.SyscallNumber(name); ok && !named[name] {
 				out = append(out, resolved{Rule: Rule{Kind: RuleTrap, Syscall: name, Action: passthroughAction{}},
-					nr: nr, spec: ActionSpec{Kind: KindPassthrough}, index: len(p.rules) + 1})
+					nr: nr, spec: ActionSpec{Kind: KindPassthrough}, index: len(p.rules) + 1 + len(out)})
+			}
+		}
+	}
+	if !p.sigsysOpen && p.hasTraps() {
+		// SIGSYS protection: rt_sigprocmask never blocks SIGSYS, and
+		// handlers installed later don't mask it (see AllowSIGSYSChanges).
+		for _, g := range []struct {
+			name string
+			kind ActionKind
+		}{{"rt_sigprocmask", kindSigmask}, {"rt_sigaction", kindSigaction}} {
+			name, kind := g.name, g.kind
+			if nr, ok := p.arch.SyscallNumber(name); ok {
+				out = append(out, resolved{Rule: Rule{Kind: RuleTrap, Syscall: name, Action: specAction(ActionSpec{Kind: kind})},
+					nr: nr, spec: ActionSpec{Kind: kind}, index: len(p.rules) + 1 + len(out)})
 			}
 		}
 	}
