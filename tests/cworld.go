@@ -19,6 +19,7 @@ package tests
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <sched.h>
 
 static long c_getppid(void) { return getppid(); }
 
@@ -320,6 +321,68 @@ static long c_call_in_full_mask_handler(void) {
 	return in_handler_result;
 }
 
+// c_raw_thread_clone starts a thread with a raw clone(CLONE_VM|...) on a
+// new stack whose child side only exits; returns the parent's result. The
+// child never returns anywhere: this is how a thread library uses clone.
+static long c_raw_thread_clone(void) {
+#if defined(__x86_64__)
+	static char stack[16384] __attribute__((aligned(16)));
+	long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+	long ret;
+	register long r10 __asm__("r10") = 0;
+	register long r8 __asm__("r8") = 0;
+	__asm__ volatile(
+		"syscall\n"
+		"test %%rax, %%rax\n"
+		"jnz 1f\n"
+		"mov $60, %%eax\n" // child: exit(0)
+		"xor %%edi, %%edi\n"
+		"syscall\n"
+		"1:\n"
+		: "=a"(ret)
+		: "a"(SYS_clone), "D"(flags), "S"(stack + sizeof stack), "d"(0), "r"(r10), "r"(r8)
+		: "rcx", "r11", "memory");
+	usleep(10000);
+	return ret;
+#else
+	return -38;
+#endif
+}
+
+static void __attribute__((noinline)) use_stack(void) {
+	volatile char big[16384];
+	memset((char *)big, 1, sizeof big);
+}
+
+// c_vfork_exit vforks; the child uses some stack, as a real child does
+// before execve, then _exits. Returns the child's wait status.
+static int c_vfork_exit(void) {
+	pid_t p = vfork();
+	if (p == 0) {
+		use_stack();
+		_exit(3);
+	}
+	int st = 0;
+	waitpid(p, &st, 0);
+	return st;
+}
+
+static void *vfork_thread(void *arg) {
+	*(int *)arg = c_vfork_exit();
+	return 0;
+}
+
+// c_vfork_in_thread runs c_vfork_exit on a C thread (no signal stack: a
+// signal frame lands on the thread's own stack, as in a plain C program).
+static int c_vfork_in_thread(void) {
+	pthread_t t;
+	int st = -1;
+	if (pthread_create(&t, 0, vfork_thread, &st) != 0)
+		return -1;
+	pthread_join(t, 0);
+	return st;
+}
+
 // c_int80 makes an i386 system call (int 0x80) from this 64-bit process.
 static long c_int80(long nr) {
 #if defined(__x86_64__)
@@ -522,6 +585,13 @@ func CBlockSIGSYSAndCall(nr int) (ret int64, sigsysBlocked, usr1Blocked bool) {
 // CCallInFullMaskHandler makes getppid inside a signal handler installed
 // with every signal in sa_mask.
 func CCallInFullMaskHandler() int64 { return int64(C.c_call_in_full_mask_handler()) }
+
+// CRawThreadClone starts a thread with a raw clone on a new stack.
+func CRawThreadClone() int64 { return int64(C.c_raw_thread_clone()) }
+
+// CVforkExit vforks, on a C thread, a child that exits with 3; returns
+// the wait status.
+func CVforkExit() int { return int(C.c_vfork_in_thread()) }
 
 // CInt80 makes an i386 system call via int 0x80 (amd64 only).
 func CInt80(nr int) int64 { return int64(C.c_int80(C.long(nr))) }
