@@ -141,6 +141,20 @@ var execNotTraced = map[string]string{
 	"execveat": "ExecDirect: the new program inherits the filter but not the handler; its loader would die at its first trapped call",
 }
 
+// Unobservable lists what a trace of a policy built with TraceAll (and the
+// SIGSYS protection, the default) cannot show, with the reason:
+// NeverTraced without rt_sigprocmask and rt_sigaction, which the
+// protection itself traps (and so they are traced), plus the vDSO calls.
+func Unobservable() map[string]string {
+	out := NeverTraced()
+	delete(out, "rt_sigprocmask")
+	delete(out, "rt_sigaction")
+	for k, v := range VDSOCalls() {
+		out[k] = v
+	}
+	return out
+}
+
 // VDSOCalls lists the calls the vDSO serves in user space: they never
 // reach seccomp, so nothing can trap or trace them.
 func VDSOCalls() map[string]string {

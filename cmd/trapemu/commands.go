@@ -75,14 +75,9 @@ func cmdTrace(args []string) (int, error) {
 
 // unobservable lists what a trace can't show.
 func unobservable(all bool) map[string]string {
-	out := map[string]string{}
+	out := trap.VDSOCalls()
 	if all {
-		for k, v := range trap.NeverTraced() {
-			out[k] = v
-		}
-	}
-	for k, v := range trap.VDSOCalls() {
-		out[k] = v
+		out = trap.Unobservable()
 	}
 	out["(the dynamic loader)"] = "calls made before the runtime is loaded (execve, the loader's mmap/openat/read/...) happen before any handler exists"
 	return out

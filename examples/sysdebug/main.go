@@ -47,10 +47,7 @@ func main() {
 	_ = rt
 	var first bytes.Buffer
 	summary := trace.NewSummary(os.Stdout)
-	summary.Unobservable = trap.NeverTraced()
-	for name, why := range trap.VDSOCalls() {
-		summary.Unobservable[name] = why
-	}
+	summary.Unobservable = trap.Unobservable()
 	tr, err := trace.Start(trace.Options{Sinks: []trace.Sink{trace.Text(&first, trace.NewSymbolizer()), summary}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sysdebug:", err)
