@@ -111,7 +111,8 @@ type worker struct {
 	goid     atomic.Int64
 	started  atomic.Int64 // unix nanos of the running call, 0 when idle
 	reported atomic.Int64 // the started value already reported overdue
-	current  atomic.Pointer[Call]
+	mu       sync.Mutex   // guards snap, the running call as the watchdog sees it
+	snap     Call
 	call     Call
 }
 
@@ -154,7 +155,9 @@ func (w *worker) run(c *Call, id int) (res Result) {
 	if h.fn == nil {
 		return Fallback()
 	}
-	w.current.Store(c)
+	w.mu.Lock()
+	w.snap = *c
+	w.mu.Unlock()
 	w.started.Store(time.Now().UnixNano())
 	defer func() {
 		w.started.Store(0)
@@ -204,12 +207,12 @@ func watch() {
 				continue
 			}
 			w.reported.Store(start)
-			c := w.current.Load()
+			w.mu.Lock()
+			c := w.snap
+			w.mu.Unlock()
 			fields := logrus.Fields{"running_for": time.Duration(now - start).String(), "stack": goroutineStack(w.goid.Load())}
-			if c != nil {
-				for k, v := range callFields(c) {
-					fields[k] = v
-				}
+			for k, v := range callFields(&c) {
+				fields[k] = v
 			}
 			logger().WithFields(fields).Warn("trapemu: Go handler past its deadline; its caller is still waiting")
 		}
