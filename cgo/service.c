@@ -22,20 +22,6 @@
 
 enum { SLOT_WAITING = 0, SLOT_ANSWERED = 1, SLOT_ASLEEP = 2 };
 
-struct te_slot {
-	/* the request */
-	long nr;
-	long args[6];
-	uintptr_t ip;
-	unsigned tag;
-	int tid;
-	long handler; /* the Go handler's id (the action's value) */
-	/* the answer */
-	int kind;
-	long value;
-	long out_args[6];
-	uint32_t state; /* futex word */
-} __attribute__((aligned(64)));
 
 static struct te_slot te_slots[TE_NSLOTS];
 static uint64_t te_slot_free = ~(uint64_t)0;
@@ -44,7 +30,6 @@ static uint32_t te_req_seq; /* futex word of idle service threads */
 static uint32_t te_sleepers;
 static uint32_t te_spinner; /* 1 while a service thread spins for work: only one does */
 static int te_nservice;
-static int te_stopping;
 static long te_service_pid;
 static uintptr_t te_go_lo, te_go_hi, te_vdso_lo, te_vdso_hi;
 
@@ -157,21 +142,12 @@ void te_service_enter(void) {
 
 int te_service_running(void) { return __atomic_load_n(&te_nservice, __ATOMIC_ACQUIRE); }
 
-uint64_t te_service_busy(void) { return ~__atomic_load_n(&te_slot_free, __ATOMIC_ACQUIRE); }
-
 void te_service_state(uint64_t *out) {
 	out[0] = __atomic_load_n(&te_pending, __ATOMIC_SEQ_CST);
 	out[1] = ~__atomic_load_n(&te_slot_free, __ATOMIC_SEQ_CST);
 	out[2] = __atomic_load_n(&te_sleepers, __ATOMIC_SEQ_CST);
 	out[3] = __atomic_load_n(&te_spinner, __ATOMIC_SEQ_CST);
 	out[4] = (uint64_t)__atomic_load_n(&te_nservice, __ATOMIC_SEQ_CST);
-}
-
-void te_service_stop(void) {
-	__atomic_store_n(&te_stopping, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&te_nservice, 0, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&te_req_seq, 1, __ATOMIC_SEQ_CST);
-	te_futex(&te_req_seq, FUTEX_WAKE, 1 << 30, 0);
 }
 
 /* Take a pending request, or -1. Producers don't wake anyone while a
@@ -201,8 +177,6 @@ int te_service_next(void) {
 		int i = te_take();
 		if (i >= 0)
 			return i;
-		if (__atomic_load_n(&te_stopping, __ATOMIC_ACQUIRE))
-			return -1;
 		uint32_t idle = 0;
 		if (__atomic_compare_exchange_n(&te_spinner, &idle, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 			for (int spin = 0; spin < TE_SERVICE_SPIN; spin++) {
@@ -217,9 +191,8 @@ int te_service_next(void) {
 		}
 		uint32_t seq = __atomic_load_n(&te_req_seq, __ATOMIC_SEQ_CST);
 		__atomic_fetch_add(&te_sleepers, 1, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&te_pending, __ATOMIC_SEQ_CST) == 0 && !__atomic_load_n(&te_stopping, __ATOMIC_SEQ_CST)) {
+		if (__atomic_load_n(&te_pending, __ATOMIC_SEQ_CST) == 0)
 			te_futex(&te_req_seq, FUTEX_WAIT, seq, 0);
-		}
 		__atomic_fetch_sub(&te_sleepers, 1, __ATOMIC_SEQ_CST);
 	}
 }
@@ -230,18 +203,8 @@ int te_service_done_next(int slot, int kind, long value, const long *args) {
 	return te_service_next();
 }
 
-struct te_slot_view *te_service_slot(int slot) { return (struct te_slot_view *)&te_slots[slot]; }
+struct te_slot *te_service_slot(int slot) { return &te_slots[slot]; }
 
-void te_service_call(int slot, long *nr, long *args, uintptr_t *ip, unsigned *tag, int *tid, long *handler) {
-	struct te_slot *s = &te_slots[slot];
-	*handler = s->handler;
-	*nr = s->nr;
-	for (int k = 0; k < 6; k++)
-		args[k] = s->args[k];
-	*ip = s->ip;
-	*tag = s->tag;
-	*tid = s->tid;
-}
 
 void te_service_done(int slot, int kind, long value, const long *args) {
 	struct te_slot *s = &te_slots[slot];

@@ -31,10 +31,6 @@ func SetGoRanges(textLo, textHi, vdsoLo, vdsoHi uintptr) {
 // caller must hold runtime.LockOSThread for good.
 func ServiceEnter() { C.te_service_enter() }
 
-// ServiceNext waits for a request and returns its slot, or -1 when the
-// service is stopping.
-func ServiceNext() int { return int(C.te_service_next()) }
-
 // Request is a call waiting in a slot.
 type Request struct {
 	Nr   int
@@ -46,30 +42,10 @@ type Request struct {
 	Handler int
 }
 
-// ServiceCall reads the request in slot.
-func ServiceCall(slot int) Request {
-	var nr C.long
-	var args [6]C.long
-	var ip C.uintptr_t
-	var tag C.unsigned
-	var tid C.int
-	var handler C.long
-	C.te_service_call(C.int(slot), &nr, &args[0], &ip, &tag, &tid, &handler)
-	r := Request{Nr: int(nr), IP: uint64(ip), Tag: int(tag), TID: int(tid), Handler: int(handler)}
-	for i := range args {
-		r.Args[i] = uint64(args[i])
-	}
-	return r
-}
-
 // ServiceDoneNext answers slot (if slot >= 0) and waits for the next
-// request: one C call per request. It returns the next slot and its
-// request, or -1 when the service is stopping.
+// request: one C call per request. It returns the next slot and fills req.
 func ServiceDoneNext(slot, kind int, value int64, args *[6]uint64, req *Request) int {
 	next := int(C.te_service_done_next(C.int(slot), C.int(kind), C.long(value), (*C.long)(unsafe.Pointer(args))))
-	if next < 0 {
-		return next
-	}
 	v := C.te_service_slot(C.int(next))
 	req.Nr, req.IP, req.Tag, req.TID, req.Handler = int(v.nr), uint64(v.ip), int(v.tag), int(v.tid), int(v.handler)
 	for i := range req.Args {
@@ -78,25 +54,12 @@ func ServiceDoneNext(slot, kind int, value int64, args *[6]uint64, req *Request)
 	return next
 }
 
-// Answer kinds for ServiceDone.
+// Answer kinds for ServiceDoneNext.
 const (
 	AnswerValue       = 0
 	AnswerPassthrough = 1
 	AnswerFallback    = 2
 )
-
-// ServiceDone answers the request in slot and wakes its caller.
-func ServiceDone(slot, kind int, value int64, args [6]uint64) {
-	var cargs [6]C.long
-	for i := range args {
-		cargs[i] = C.long(args[i])
-	}
-	C.te_service_done(C.int(slot), C.int(kind), C.long(value), (*C.long)(unsafe.Pointer(&cargs[0])))
-}
-
-// ServiceStop makes every Go-handled call take its fallback from now on and
-// releases the service threads.
-func ServiceStop() { C.te_service_stop() }
 
 // ServiceRunning is the number of service threads accepting work.
 func ServiceRunning() int { return int(C.te_service_running()) }

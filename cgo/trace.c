@@ -135,6 +135,23 @@ static uint32_t te_capture_paths(const struct te_call *c, char *out) {
 	return n;
 }
 
+/* Fill everything of r but its commit mark. */
+static void te_fill(struct te_trace_rec *r, const struct te_call *c, long ret, uint64_t t0, uint64_t t1, uintptr_t sp,
+		    uintptr_t fp) {
+	r->t_start = t0;
+	r->t_end = t1;
+	r->ret = ret;
+	for (int i = 0; i < 6; i++)
+		r->args[i] = (uint64_t)c->args[i];
+	r->ip = c->ip;
+	r->nr = (int32_t)c->nr;
+	r->tid = (int32_t)te_rec_tid;
+	r->pid = (int32_t)te_rec_pid;
+	r->tag = c->tag;
+	r->nframes = te_frames(r->frames, te_ring_frames, sp, fp);
+	r->nstr = te_capture_paths(c, r->str);
+}
+
 void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1, uintptr_t sp, uintptr_t fp) {
 	struct te_trace_rec *ring = te_ring;
 	if (!ring)
@@ -144,24 +161,12 @@ void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1
 	 * without CLONE_VM and without fork()'s handlers would keep the
 	 * parent's: those are not traced apart (see the README). */
 	te_self();
-	long tid = te_rec_tid;
 	int sink = __atomic_load_n(&te_sink_fd, __ATOMIC_ACQUIRE);
 	if (sink >= 0 && te_rec_pid != te_owner_pid) {
 		/* A child whose drainer stayed behind: send this record now. */
 		struct te_trace_rec one;
 		one.seq = 0;
-		one.t_start = t0;
-		one.t_end = t1;
-		one.ret = ret;
-		for (int i = 0; i < 6; i++)
-			one.args[i] = (uint64_t)c->args[i];
-		one.ip = c->ip;
-		one.nr = (int32_t)c->nr;
-		one.tid = (int32_t)tid;
-		one.pid = (int32_t)te_rec_pid;
-		one.tag = c->tag;
-		one.nframes = te_frames(one.frames, te_ring_frames, sp, fp);
-		one.nstr = te_capture_paths(c, one.str);
+		te_fill(&one, c, ret, t0, t1, sp, fp);
 		te_syscall6(SYS_sendto, sink, (long)&one, sizeof one, MSG_NOSIGNAL, 0, 0);
 		return;
 	}
@@ -176,18 +181,7 @@ void te_trace_record(const struct te_call *c, long ret, uint64_t t0, uint64_t t1
 			break;
 	}
 	struct te_trace_rec *r = &ring[pos & te_ring_mask];
-	r->t_start = t0;
-	r->t_end = t1;
-	r->ret = ret;
-	for (int i = 0; i < 6; i++)
-		r->args[i] = (uint64_t)c->args[i];
-	r->ip = c->ip;
-	r->nr = (int32_t)c->nr;
-	r->tid = (int32_t)tid;
-	r->pid = (int32_t)te_rec_pid;
-	r->tag = c->tag;
-	r->nframes = te_frames(r->frames, te_ring_frames, sp, fp);
-	r->nstr = te_capture_paths(c, r->str);
+	te_fill(r, c, ret, t0, t1, sp, fp);
 	__atomic_store_n(&r->seq, pos + 1, __ATOMIC_RELEASE);
 }
 

@@ -186,31 +186,32 @@ void te_set_go_ranges(uintptr_t text_lo, uintptr_t text_hi, uintptr_t vdso_lo, u
 void te_service_enter(void);
 /* Wait for a request; returns its slot. */
 int te_service_next(void);
-/* The request in slot: its call, its action's tag and the calling thread. */
-void te_service_call(int slot, long *nr, long *args, uintptr_t *ip, unsigned *tag, int *tid, long *handler);
 /* Answer slot. kind: 0 return value, 1 passthrough with args, 2 fallback. */
 void te_service_done(int slot, int kind, long value, const long *args);
 /* Answer slot (if >= 0), then wait for the next request: one C call per
  * request on the service thread's loop. */
 int te_service_done_next(int slot, int kind, long value, const long *args);
 
-/* The request fields of a slot, read by Go directly. */
-struct te_slot_view {
+/* One hand-off slot: a trapped call waiting for a Go handler, and its
+ * answer. The request fields are read by Go directly. */
+struct te_slot {
+	/* the request */
 	long nr;
 	long args[6];
 	uintptr_t ip;
 	unsigned tag;
 	int tid;
-	long handler;
-};
-struct te_slot_view *te_service_slot(int slot);
+	long handler; /* the Go handler's id (the action's value) */
+	/* the answer */
+	int kind;
+	long value;
+	long out_args[6];
+	uint32_t state; /* futex word */
+} __attribute__((aligned(64)));
+struct te_slot *te_service_slot(int slot);
 
-/* Make te_go answer with fallbacks from now on (no service threads). */
-void te_service_stop(void);
 /* Count of service threads accepting work. */
 int te_service_running(void);
-/* Slots in use (waiting or running), for diagnostics. */
-uint64_t te_service_busy(void);
 /* pending, busy slots, sleepers, spinner, service threads */
 void te_service_state(uint64_t *out);
 

@@ -127,9 +127,6 @@ func (w *worker) serve(ready chan<- struct{}) {
 	slot, kind, value := -1, 0, int64(0)
 	for {
 		slot = cgo.ServiceDoneNext(slot, kind, value, &args, &req)
-		if slot < 0 {
-			return
-		}
 		c := &w.call
 		*c = Call{Nr: req.Nr, Name: a.SyscallName(req.Nr), Arch: a, Args: req.Args, CallAddr: req.IP, Tag: uint16(req.Tag), TID: req.TID}
 		res := w.run(c, req.Handler)

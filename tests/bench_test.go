@@ -85,58 +85,76 @@ var benchVariants = map[string]func() (want int64, err error){
 	},
 }
 
-func init() {
-	childtest.Register("bench", func() error {
-		setup := benchVariants[os.Getenv("BENCH_VARIANT")]
-		n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
-		want, err := setup()
-		if err != nil {
-			return err
-		}
-		CLoop(benchNr, n/10+1, want) // warm up
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		start := time.Now()
-		wrong := CLoop(benchNr, n, want)
-		elapsed := time.Since(start)
-		runtime.ReadMemStats(&after)
-		if wrong != 0 {
-			return fmt.Errorf("%d wrong answers", wrong)
-		}
-		fmt.Printf("elapsed=%d\nmallocs=%d\n", elapsed.Nanoseconds(), after.Mallocs-before.Mallocs)
-		return nil
-	})
+// timedLoop is a benchmark child's measurement: loop(n) makes n calls and
+// returns the wrong answers; BENCH_N calls are timed after a warm-up, and
+// the time and the Go heap allocations are printed for the parent.
+func timedLoop(loop func(n int64) int64) error {
+	n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
+	loop(n/10 + 1) // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	wrong := loop(n)
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if wrong != 0 {
+		return fmt.Errorf("%d wrong answers", wrong)
+	}
+	fmt.Printf("elapsed=%d\nmallocs=%d\n", elapsed.Nanoseconds(), after.Mallocs-before.Mallocs)
+	return nil
 }
 
-// benchChild runs n calls in a child set up as variant; it returns ns/call
-// and reports the Go heap allocations per call.
-func benchChild(b *testing.B, variant string, n int) float64 {
-	var r childtest.Result
-	if variant == "strace" {
-		if _, err := exec.LookPath("strace"); err != nil {
-			b.Skip("strace is not installed")
-		}
-		r = childtest.RunWrapped(b, "bench", 10*time.Minute, []string{"strace", "-f", "-qq", "-o", os.DevNull},
-			"BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
-	} else {
-		r = childtest.Run(b, "bench", 10*time.Minute, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
-	}
+// benchN is the number of calls a child makes for b: one child start
+// must buy enough calls.
+func benchN(b *testing.B) int { return max(b.N, 1000) }
+
+// childPerCall runs scenario with variant for n calls (under wrapper, if
+// any) and returns the time and the Go allocations per call.
+func childPerCall(b *testing.B, scenario, variant string, n int, wrapper []string) (ns, mallocs float64) {
+	r := childtest.RunWrapped(b, scenario, 10*time.Minute, wrapper, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
 	if !r.OK() {
-		b.Fatalf("bench child %s: %v", variant, r)
+		b.Fatalf("bench child %s %s: %v", scenario, variant, r)
 	}
-	ns := -1.0
+	ns = -1
 	for _, line := range strings.Split(r.Stdout, "\n") {
 		if v, ok := strings.CutPrefix(line, "elapsed="); ok {
 			x, _ := strconv.ParseFloat(v, 64)
 			ns = x / float64(n)
 		}
-		if v, ok := strings.CutPrefix(line, "mallocs="); ok && variant != "floor" {
+		if v, ok := strings.CutPrefix(line, "mallocs="); ok {
 			x, _ := strconv.ParseFloat(v, 64)
-			b.ReportMetric(x/float64(n), "goallocs/op") // Go heap allocations in the caller process, per trapped call
+			mallocs = x / float64(n)
 		}
 	}
 	if ns < 0 {
 		b.Fatalf("no elapsed= in %q", r.Stdout)
+	}
+	return ns, mallocs
+}
+
+func init() {
+	childtest.Register("bench", func() error {
+		want, err := benchVariants[os.Getenv("BENCH_VARIANT")]()
+		if err != nil {
+			return err
+		}
+		return timedLoop(func(n int64) int64 { return CLoop(benchNr, n, want) })
+	})
+}
+
+// benchChild runs n getppid calls in a child set up as variant; it returns
+// ns/call and reports the Go heap allocations per call.
+func benchChild(b *testing.B, variant string, n int) float64 {
+	var wrapper []string
+	if variant == "strace" {
+		if _, err := exec.LookPath("strace"); err != nil {
+			b.Skip("strace is not installed")
+		}
+		wrapper = []string{"strace", "-f", "-qq", "-o", os.DevNull}
+	}
+	ns, mallocs := childPerCall(b, "bench", variant, n, wrapper)
+	if variant != "floor" {
+		b.ReportMetric(mallocs, "goallocs/op") // Go heap allocations in the caller process, per trapped call
 	}
 	return ns
 }
@@ -145,10 +163,7 @@ func benchChild(b *testing.B, variant string, n int) float64 {
 func BenchmarkGetppid(b *testing.B) {
 	for _, v := range []string{"native", "floor", "Return", "Errno", "Passthrough", "RedirectPath", "GoHandler", "Traced", "UserNotify", "strace"} {
 		b.Run(v, func(b *testing.B) {
-			n := b.N
-			if n < 1000 {
-				n = 1000 // one child start must buy enough calls
-			}
+			n := benchN(b)
 			var floor float64
 			if v != "floor" && v != "native" {
 				floor = benchChild(b, "floor", n)
@@ -201,17 +216,8 @@ func init() {
 		if err := untrappedVariants[os.Getenv("BENCH_VARIANT")](); err != nil {
 			return err
 		}
-		n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
 		want := int64(os.Getpid())
-		CLoop(unix.SYS_GETPID, n/10+1, want)
-		start := time.Now()
-		wrong := CLoop(unix.SYS_GETPID, n, want)
-		elapsed := time.Since(start)
-		if wrong != 0 {
-			return fmt.Errorf("%d wrong answers", wrong)
-		}
-		fmt.Printf("elapsed=%d\n", elapsed.Nanoseconds())
-		return nil
+		return timedLoop(func(n int64) int64 { return CLoop(unix.SYS_GETPID, n, want) })
 	})
 }
 
@@ -219,22 +225,10 @@ func init() {
 func BenchmarkUntrapped(b *testing.B) {
 	for _, v := range []string{"nofilter", "allowall", "small", "300rules"} {
 		b.Run(v, func(b *testing.B) {
-			n := b.N
-			if n < 1000 {
-				n = 1000
-			}
+			n := benchN(b)
 			ns := func(variant string) float64 {
-				r := childtest.Run(b, "bench-untrapped", 10*time.Minute, "BENCH_VARIANT="+variant, fmt.Sprintf("BENCH_N=%d", n))
-				if !r.OK() {
-					b.Fatalf("%v", r)
-				}
-				for _, line := range strings.Split(r.Stdout, "\n") {
-					if v, ok := strings.CutPrefix(line, "elapsed="); ok {
-						x, _ := strconv.ParseFloat(v, 64)
-						return x / float64(n)
-					}
-				}
-				return 0
+				ns, _ := childPerCall(b, "bench-untrapped", variant, n, nil)
+				return ns
 			}
 			base := 0.0
 			if v != "nofilter" {
@@ -259,16 +253,7 @@ func init() {
 			}
 			path = "/trapemu-bench"
 		}
-		n, _ := strconv.ParseInt(os.Getenv("BENCH_N"), 10, 64)
-		CLoopPath(path, n/10+1, 0)
-		start := time.Now()
-		wrong := CLoopPath(path, n, 0)
-		elapsed := time.Since(start)
-		if wrong != 0 {
-			return fmt.Errorf("%d wrong answers", wrong)
-		}
-		fmt.Printf("elapsed=%d\n", elapsed.Nanoseconds())
-		return nil
+		return timedLoop(func(n int64) int64 { return CLoopPath(path, n, 0) })
 	})
 }
 
@@ -278,20 +263,8 @@ func init() {
 func BenchmarkRedirectPath(b *testing.B) {
 	for _, v := range []string{"native", "RedirectPath"} {
 		b.Run(v, func(b *testing.B) {
-			n := b.N
-			if n < 1000 {
-				n = 1000
-			}
-			r := childtest.Run(b, "bench-path", 10*time.Minute, "BENCH_VARIANT="+v, fmt.Sprintf("BENCH_N=%d", n))
-			if !r.OK() {
-				b.Fatalf("%v", r)
-			}
-			for _, line := range strings.Split(r.Stdout, "\n") {
-				if x, ok := strings.CutPrefix(line, "elapsed="); ok {
-					ns, _ := strconv.ParseFloat(x, 64)
-					b.ReportMetric(ns/float64(n), "ns/op")
-				}
-			}
+			ns, _ := childPerCall(b, "bench-path", v, benchN(b), nil)
+			b.ReportMetric(ns, "ns/op")
 		})
 	}
 }

@@ -189,25 +189,8 @@ func init() {
 		if _, err := install(corePolicy()); err != nil {
 			return err
 		}
-		debug.SetGCPercent(1)
 		stop := make(chan struct{})
-		var gcs atomic.Int64
-		go func() { // GC storm: allocate and collect all the time
-			var keep [][]byte
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				keep = append(keep, make([]byte, 64<<10))
-				if len(keep) > 16 {
-					keep = nil
-					runtime.GC()
-					gcs.Add(1)
-				}
-			}
-		}()
+		gcs := gcStorm(stop, 1, 1<<20)
 		for gcs.Load() < 1 {
 			runtime.Gosched()
 		}
@@ -426,6 +409,26 @@ func init() {
 		}
 		return expect("getppid", int64(syscall.Getppid()), int64(os.Getppid()))
 	})
+}
+
+// gcStorm allocates size bytes and collects, over and over, with the GC
+// percent set low, until stop is closed; it counts the collections it forced.
+func gcStorm(stop <-chan struct{}, percent, size int) *atomic.Int64 {
+	debug.SetGCPercent(percent)
+	var gcs atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = make([]byte, size)
+			runtime.GC()
+			gcs.Add(1)
+		}
+	}()
+	return &gcs
 }
 
 func atoi(s string) int {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,19 +47,8 @@ func init() {
 		if err != nil {
 			return err
 		}
-		debug.SetGCPercent(1)
 		stop := make(chan struct{})
-		go func() { // GC storm
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_ = make([]byte, 256<<10)
-				runtime.GC()
-			}
-		}()
+		gcStorm(stop, 1, 256<<10)
 		const n = 20000
 		var wrongGo, wrongC atomic.Int64
 		var wg sync.WaitGroup

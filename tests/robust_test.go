@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -56,18 +55,7 @@ func init() {
 				time.Sleep(100 * time.Microsecond)
 			}
 		}()
-		debug.SetGCPercent(5)
-		go func() { // GC storm
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_ = make([]byte, 1<<20)
-				runtime.GC()
-			}
-		}()
+		gcStorm(stop, 5, 1<<20)
 		const n = 100000
 		var wrong atomic.Int64
 		var wg sync.WaitGroup

@@ -185,14 +185,10 @@ func (p *Policy) TraceAll() *Policy {
 		if _, unsafe := unsafeSyscalls[name]; unsafe && !p.allowUnsafe[name] {
 			continue
 		}
-		p.Trap(name, passthroughAction{})
+		p.Trap(name, specAction{Kind: KindPassthrough})
 	}
 	return p
 }
-
-type passthroughAction struct{}
-
-func (passthroughAction) Spec() ActionSpec { return ActionSpec{Kind: KindPassthrough} }
 
 // GoHandlers configures the service threads that run Go handlers
 // (emulate.Func): how many run at once, the deadline after which a running
@@ -275,6 +271,7 @@ func (p *Policy) hasTraps() bool {
 // protectsSIGSYS reports whether Install keeps SIGSYS unblocked.
 func (p *Policy) protectsSIGSYS() bool { return !p.sigsysOpen && p.hasTraps() }
 
+// specAction is an Action that is just its spec (the runtime's own rules).
 type specAction ActionSpec
 
 func (s specAction) Spec() ActionSpec { return ActionSpec(s) }
@@ -423,7 +420,7 @@ func (p *Policy) resolve() ([]resolved, error) {
 		}
 		for _, name := range []string{"execve", "execveat"} {
 			if nr, ok := p.arch.SyscallNumber(name); ok && !named[name] {
-				out = append(out, resolved{Rule: Rule{Kind: RuleTrap, Syscall: name, Action: passthroughAction{}},
+				out = append(out, resolved{Rule: Rule{Kind: RuleTrap, Syscall: name, Action: specAction{Kind: KindPassthrough}},
 					nr: nr, spec: ActionSpec{Kind: KindPassthrough}, index: len(p.rules) + 1 + len(out)})
 			}
 		}
