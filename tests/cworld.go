@@ -64,10 +64,21 @@ static long c_loop(long nr, long n, long want) {
 	return wrong;
 }
 
-struct job { long nr, n, want, wrong; };
+// A job for a C thread: n calls of nr. Plain jobs expect want from an
+// inline syscall loop and from syscall(3); with_arg jobs pass i&0xffff as
+// the first argument and expect want plus it.
+struct job { long nr, n, want, wrong; int with_arg; };
 
 static void *job_run(void *p) {
 	struct job *j = p;
+	if (j->with_arg) {
+		for (long i = 0; i < j->n; i++) {
+			long arg = i & 0xffff;
+			if (syscall(j->nr, arg) != j->want + arg)
+				j->wrong++;
+		}
+		return 0;
+	}
 	j->wrong = c_loop(j->nr, j->n, j->want);
 	// libc's wrapper too, through errno-setting syscall(3).
 	for (long i = 0; i < j->n / 10; i++)
@@ -76,15 +87,15 @@ static void *job_run(void *p) {
 	return 0;
 }
 
-// c_threads starts nthreads pthreads (created now, after whatever was
-// installed before) that each make n calls; returns the wrong answers, or
+// run_jobs starts nthreads pthreads (created now, after whatever was
+// installed before) that each run the job; returns the wrong answers, or
 // -1 when a thread could not be created.
-static long c_threads(int nthreads, long nr, long n, long want) {
+static long run_jobs(int nthreads, long nr, long n, long want, int with_arg) {
 	pthread_t t[64];
 	struct job j[64];
 	if (nthreads > 64) nthreads = 64;
 	for (int i = 0; i < nthreads; i++) {
-		j[i].nr = nr; j[i].n = n; j[i].want = want; j[i].wrong = 0;
+		j[i].nr = nr; j[i].n = n; j[i].want = want; j[i].wrong = 0; j[i].with_arg = with_arg;
 		if (pthread_create(&t[i], 0, job_run, &j[i]) != 0) return -1;
 	}
 	long wrong = 0;
@@ -95,35 +106,9 @@ static long c_threads(int nthreads, long nr, long n, long want) {
 	return wrong;
 }
 
-struct ajob { long nr, n, base, wrong; };
+static long c_threads(int nthreads, long nr, long n, long want) { return run_jobs(nthreads, nr, n, want, 0); }
 
-static void *ajob_run(void *p) {
-	struct ajob *j = p;
-	for (long i = 0; i < j->n; i++) {
-		long arg = i & 0xffff;
-		if (syscall(j->nr, arg) != j->base + arg)
-			j->wrong++;
-	}
-	return 0;
-}
-
-// c_threads_arg: like c_threads, but call i passes i&0xffff as the first
-// argument and expects base plus it.
-static long c_threads_arg(int nthreads, long nr, long n, long base) {
-	pthread_t t[64];
-	struct ajob j[64];
-	if (nthreads > 64) nthreads = 64;
-	for (int i = 0; i < nthreads; i++) {
-		j[i].nr = nr; j[i].n = n; j[i].base = base; j[i].wrong = 0;
-		if (pthread_create(&t[i], 0, ajob_run, &j[i]) != 0) return -1;
-	}
-	long wrong = 0;
-	for (int i = 0; i < nthreads; i++) {
-		pthread_join(t[i], 0);
-		wrong += j[i].wrong;
-	}
-	return wrong;
-}
+static long c_threads_arg(int nthreads, long nr, long n, long base) { return run_jobs(nthreads, nr, n, base, 1); }
 
 static long c_syscall6(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
 	return syscall(nr, a0, a1, a2, a3, a4, a5);
